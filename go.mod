@@ -1,0 +1,3 @@
+module wsgo
+
+go 1.26.8

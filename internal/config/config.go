@@ -1,0 +1,114 @@
+// Package config defines wsgo's command line: every setting, its flag, its
+// default and its help text, in one table that both parsing and --help use.
+//
+// It only describes and parses settings; it never acts on them.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Config is every setting of a wsgo run.
+type Config struct {
+	Module      string
+	HTTPSocket  string
+	Workers     int
+	Chdir       string
+	PythonPath  []string
+	Virtualenv  string
+	MaxBodySize int64
+	Version     bool
+	Help        bool
+}
+
+// ErrHelp is returned by Parse after --help has printed the usage.
+var ErrHelp = errors.New("help requested")
+
+// listFlag is a repeatable string flag.
+type listFlag struct{ values *[]string }
+
+func (l listFlag) String() string {
+	if l.values == nil {
+		return ""
+	}
+	return strings.Join(*l.values, ",")
+}
+
+func (l listFlag) Set(v string) error {
+	*l.values = append(*l.values, v)
+	return nil
+}
+
+// flagSet binds every flag to c, with its default.
+func flagSet(c *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("wsgo", flag.ContinueOnError)
+	fs.StringVar(&c.Module, "module", "", "Python module to serve, as NAME or NAME:CALLABLE (default callable: application, then app)")
+	fs.StringVar(&c.HTTPSocket, "http-socket", "127.0.0.1:8000", "HOST:PORT to serve HTTP on (port 0 picks a free one)")
+	fs.IntVar(&c.Workers, "workers", 16, "Python worker threads per process")
+	fs.StringVar(&c.Chdir, "chdir", "", "change to this directory before importing the module")
+	fs.Var(listFlag{&c.PythonPath}, "pythonpath", "add a directory to the front of sys.path (repeatable)")
+	fs.StringVar(&c.Virtualenv, "virtualenv", "", "use this virtualenv's packages (default: $VIRTUAL_ENV when set)")
+	fs.Int64Var(&c.MaxBodySize, "max-body-size", 0, "largest request body in bytes, larger ones get 413 (0: no limit)")
+	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+	fs.BoolVar(&c.Help, "help", false, "print this help and exit")
+	return fs
+}
+
+// Parse reads the command line (without the program name). It returns
+// ErrHelp after printing usage to out for --help, and an error naming the
+// problem for a bad flag or value.
+func Parse(args []string, out io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flagSet(c)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			Usage(out)
+			return nil, ErrHelp
+		}
+		return nil, err
+	}
+	if c.Help {
+		Usage(out)
+		return nil, ErrHelp
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags take the form --name value)", fs.Arg(0))
+	}
+	if c.Version {
+		return c, nil
+	}
+	switch {
+	case c.Module == "":
+		return nil, errors.New("--module is required, e.g. --module wsgi_app")
+	case c.Workers < 1:
+		return nil, fmt.Errorf("--workers must be at least 1, not %d", c.Workers)
+	case c.MaxBodySize < 0:
+		return nil, fmt.Errorf("--max-body-size must not be negative")
+	}
+	return c, nil
+}
+
+// Usage prints every flag with its default.
+func Usage(out io.Writer) {
+	fmt.Fprintf(out, "Usage: wsgo --module NAME[:CALLABLE] [flags]\n\nFlags:\n")
+	fs := flagSet(&Config{})
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(out, "  --%s\n        %s (default: %s)\n", f.Name, f.Usage, def)
+	})
+}
+
+// ModuleAndCallable splits --module into the module and the callable name
+// ("" for the default lookup).
+func (c *Config) ModuleAndCallable() (string, string) {
+	module, callable, _ := strings.Cut(c.Module, ":")
+	return module, callable
+}

@@ -1,0 +1,103 @@
+// Package wsgi runs queued HTTP requests through the Python app: it owns the
+// worker threads, turns a request into the environ, and turns what the app
+// returns into an HTTP response, following PEP 3333.
+//
+// It sits between the scheduler (which hands it Exchanges) and the
+// net/http ResponseWriter (where responses go). It does not accept
+// connections, choose which request runs next, or touch CPython directly:
+// those belong to the front, the scheduler and the python package.
+package wsgi
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"wsgo/internal/python"
+)
+
+// BufferedBodySize is how much of a request body the front reads before the
+// app is called (the spec's 1 MiB), so that a slow upload does not hold a
+// worker until it is mostly in.
+const BufferedBodySize = 1 << 20
+
+// Exchange is one request on its way through wsgo: made by the front,
+// queued by the scheduler, served by a Worker that writes the response to
+// W and then closes Done. Until Done is closed the worker owns W.
+type Exchange struct {
+	W http.ResponseWriter
+	R *http.Request
+	// Body is the start of the request body, already read; BodyMore says
+	// whether the client may send more after it (readable from R.Body).
+	Body     []byte
+	BodyMore bool
+	// LocalAddr is the listener address the request came in on.
+	LocalAddr string
+	// Queued is when the exchange was submitted.
+	Queued time.Time
+
+	done chan struct{}
+
+	// Filled in by the worker for the access log.
+	Status  int
+	Written int64
+	Worker  int
+	// Aborted is set when the response could not be completed (the app
+	// failed after its headers went out, or the client went away): the
+	// front drops the connection rather than let the client take a
+	// truncated body for a whole one.
+	Aborted bool
+
+	bodyPos      int
+	bodyTooLarge bool
+	declared     int64 // Content-Length the app set, or -1
+	flusher      *http.ResponseController
+}
+
+// NewExchange prepares an exchange for r.
+func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string) *Exchange {
+	return &Exchange{W: w, R: r, LocalAddr: localAddr, Queued: time.Now(), done: make(chan struct{})}
+}
+
+// Done is closed when the worker has finished with the exchange.
+func (ex *Exchange) Done() <-chan struct{} { return ex.done }
+
+// Refuse answers the exchange without running the app (server overloaded,
+// shutting down) and marks it done.
+func (ex *Exchange) Refuse(status int) {
+	ex.plainError(status)
+	close(ex.done)
+}
+
+// plainError sends a short text response for status.
+func (ex *Exchange) plainError(status int) {
+	h := ex.W.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	body := http.StatusText(status) + "\n"
+	ex.W.WriteHeader(status)
+	n, _ := io.WriteString(ex.W, body)
+	ex.Status = status
+	ex.Written = int64(n)
+}
+
+// readBody serves wsgi.input: the buffered start of the body first, then
+// the rest from the client.
+func (ex *Exchange) readBody(p []byte) (int, error) {
+	if ex.bodyPos < len(ex.Body) {
+		n := copy(p, ex.Body[ex.bodyPos:])
+		ex.bodyPos += n
+		return n, nil
+	}
+	if !ex.BodyMore {
+		return 0, io.EOF
+	}
+	n, err := ex.R.Body.Read(p)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		ex.bodyTooLarge = true
+		return n, python.ErrBodyTooLarge
+	}
+	return n, err
+}

@@ -1,0 +1,432 @@
+package wsgi
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"wsgo/internal/python"
+	"wsgo/internal/scheduler"
+)
+
+// inMemoryBody is how much body can be written to a ResponseWriter without
+// reaching the socket: net/http buffers the first 2 KiB of a response. Up
+// to this, a worker writes while keeping the GIL; beyond it, the write may
+// wait on a slow client, so the GIL is released first.
+const inMemoryBody = 2048
+
+// Pool is the set of Python worker threads of this process.
+type Pool struct {
+	queue *scheduler.Queue[*Exchange]
+	log   *slog.Logger
+	wg    sync.WaitGroup
+}
+
+// StartPool starts n worker threads taking exchanges from queue, and
+// returns once each has its Python thread state. python.Start must have
+// succeeded.
+func StartPool(queue *scheduler.Queue[*Exchange], n int, log *slog.Logger) *Pool {
+	p := &Pool{queue: queue, log: log}
+	var ready sync.WaitGroup
+	ready.Add(n)
+	p.wg.Add(n)
+	for i := 0; i < n; i++ {
+		go p.run(&ready)
+	}
+	ready.Wait()
+	return p
+}
+
+// Wait returns when every worker has stopped, which happens once the queue
+// is closed and drained. After it, python.Finalize may run.
+func (p *Pool) Wait() { p.wg.Wait() }
+
+// run is one worker thread's life. The goroutine stays locked to its OS
+// thread to the end, so that the Python thread state (and the app's
+// threading.local data) always belongs to the same thread; when it
+// returns, the thread exits with it.
+func (p *Pool) run(ready *sync.WaitGroup) {
+	defer p.wg.Done()
+	runtime.LockOSThread()
+	w := &worker{thread: python.NewThread(), waiter: scheduler.NewWaiter(), log: p.log}
+	ready.Done()
+	for {
+		ex, ok := p.queue.TryTake(w.waiter)
+		if !ok {
+			w.thread.Idle()
+			if !p.queue.Wait(w.waiter) {
+				break
+			}
+			// Take the GIL before taking a job, so that a job never waits on a
+			// worker that is itself waiting for the GIL.
+			w.thread.AcquireGIL()
+			continue
+		}
+		w.serve(ex)
+	}
+	w.thread.Close()
+}
+
+// worker is the state of one worker thread. It is the python.Conn of the
+// request it is serving.
+type worker struct {
+	thread *python.Thread
+	waiter *scheduler.Waiter
+	log    *slog.Logger
+	ex     *Exchange // the request being served, nil between requests
+}
+
+// serve runs ex through the app and writes the response.
+func (w *worker) serve(ex *Exchange) {
+	ex.Worker = w.thread.ID()
+	ex.declared = -1
+	w.ex = ex
+	w.pack(ex)
+	res := w.thread.Run(w, int64(len(ex.Body)), ex.BodyMore)
+	switch res.Kind() {
+	case python.Failed:
+		w.fail(res)
+	case python.Chunks:
+		w.sendChunks(res)
+	case python.File:
+		w.sendFile(res)
+	case python.Iter:
+		w.sendIter(res)
+	}
+	w.ex = nil
+	close(ex.done)
+}
+
+// pack fills the thread's request buffer from ex: the environ's fixed
+// fields, then every request header.
+func (w *worker) pack(ex *Exchange) {
+	r := ex.R
+	req := w.thread.Request()
+	req.Reset()
+	req.Set(python.Method, r.Method)
+	req.Set(python.Path, r.URL.Path)
+	req.Set(python.Query, r.URL.RawQuery)
+	req.Set(python.Protocol, r.Proto)
+	if r.TLS != nil {
+		req.Set(python.Scheme, "https")
+	} else {
+		req.Set(python.Scheme, "http")
+	}
+	host, port := splitHostPort(r.RemoteAddr)
+	req.Set(python.RemoteAddr, host)
+	req.Set(python.RemotePort, port)
+	name, sport := serverNameAndPort(r, ex.LocalAddr)
+	req.Set(python.ServerName, name)
+	req.Set(python.ServerPort, sport)
+	if ct, ok := r.Header["Content-Type"]; ok && len(ct) > 0 {
+		req.Set(python.ContentType, ct[0])
+	} else {
+		req.Absent(python.ContentType)
+	}
+	switch {
+	case r.ContentLength > 0 || len(r.Header["Content-Length"]) > 0:
+		req.Set(python.ContentLength, strconv.FormatInt(r.ContentLength, 10))
+	case r.ContentLength < 0 && !ex.BodyMore:
+		// A chunked body that fitted in the buffer: its length is known
+		// now, and Django, for one, reads no body without it.
+		req.Set(python.ContentLength, strconv.Itoa(len(ex.Body)))
+	default:
+		req.Absent(python.ContentLength)
+	}
+	if r.Host != "" {
+		req.Header("Host", r.Host)
+	}
+	for name, values := range r.Header {
+		switch {
+		case name == "Content-Type" || name == "Content-Length":
+			// Already CONTENT_TYPE and CONTENT_LENGTH, as in CGI.
+		case strings.IndexByte(name, '_') >= 0:
+			// "X_Forwarded_For" would become the same HTTP_X_FORWARDED_FOR
+			// as "X-Forwarded-For": drop it rather than let it pose as one.
+		case name == "Cookie":
+			req.HeaderJoined(name, values, "; ") // RFC 9110 5.3: Cookie is the exception
+		default:
+			req.HeaderJoined(name, values, ", ")
+		}
+	}
+}
+
+// splitHostPort splits "host:port" or "[v6]:port" without allocating.
+func splitHostPort(addr string) (host, port string) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return addr, ""
+	}
+	host, port = addr[:i], addr[i+1:]
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return host, port
+}
+
+// serverNameAndPort gives SERVER_NAME and SERVER_PORT as gunicorn does: from
+// the Host header, with the scheme's default port when it names none, and
+// from the listening socket when there is no Host at all.
+func serverNameAndPort(r *http.Request, localAddr string) (string, string) {
+	if r.Host == "" {
+		return splitHostPort(localAddr)
+	}
+	host := r.Host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		name, port := splitHostPort(host)
+		return name, port
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if r.TLS != nil {
+		return host, "443"
+	}
+	return host, "80"
+}
+
+// ReadBody implements python.Conn for wsgi.input.
+func (w *worker) ReadBody(p []byte) (int, error) {
+	if w.ex == nil {
+		return 0, io.EOF
+	}
+	return w.ex.readBody(p)
+}
+
+// Write implements python.Conn for the write() callable: it sends the
+// headers if they have not gone, then p, at once.
+func (w *worker) Write(p []byte) error {
+	ex := w.ex
+	if ex == nil || ex.Aborted {
+		return io.ErrClosedPipe
+	}
+	res := w.thread.Result()
+	if !res.HeadersSent() && !w.sendHeaders(res, -1) {
+		return io.ErrClosedPipe
+	}
+	if !w.write(p) {
+		return io.ErrClosedPipe
+	}
+	if err := ex.flush(); err != nil {
+		ex.Aborted = true
+		return err
+	}
+	return nil
+}
+
+// fail answers 500 (413 when the body was over --max-body-size) if nothing
+// has been sent yet, or else marks the exchange aborted.
+func (w *worker) fail(res python.Result) {
+	ex := w.ex
+	if res.HeadersSent() {
+		ex.Aborted = true
+		return
+	}
+	status := http.StatusInternalServerError
+	if ex.bodyTooLarge {
+		status = http.StatusRequestEntityTooLarge
+	}
+	ex.plainError(status)
+}
+
+// sendChunks sends a body that the app returned whole (a list or tuple).
+// Its length is known, so the response gets a Content-Length.
+func (w *worker) sendChunks(res python.Result) {
+	if !w.sendHeaders(res, res.Total()) {
+		return
+	}
+	if res.Total() > inMemoryBody {
+		w.thread.ReleaseGIL()
+	}
+	for i := 0; i < res.NumChunks(); i++ {
+		if !w.write(res.Chunk(i)) {
+			return
+		}
+	}
+	// The list stays alive until the worker's next call into Python drops
+	// it, which saves a call now.
+}
+
+// sendIter streams an iterable response as the app produces it.
+func (w *worker) sendIter(res python.Result) {
+	ex := w.ex
+	for {
+		chunk, ok, err := w.thread.Next()
+		if err != nil {
+			w.fail(res)
+			break
+		}
+		if !ok {
+			if !res.HeadersSent() {
+				w.sendHeaders(res, 0)
+			}
+			break
+		}
+		if len(chunk) == 0 {
+			continue // PEP 3333: empty chunks must not hold back or send headers
+		}
+		if !res.HeadersSent() && !w.sendHeaders(res, -1) {
+			break
+		}
+		// Once the declared length is reached the response is complete: the
+		// front flushes it, and a small one never leaves memory here.
+		complete := ex.declared >= 0 && ex.Written+int64(len(chunk)) >= ex.declared
+		if !complete || ex.Written+int64(len(chunk)) > inMemoryBody {
+			w.thread.ReleaseGIL()
+		}
+		if !w.write(chunk) {
+			break
+		}
+		if complete {
+			continue
+		}
+		if err := ex.flush(); err != nil {
+			ex.Aborted = true
+			break
+		}
+	}
+	if w.thread.Finish() != nil && !res.HeadersSent() {
+		w.fail(res)
+	}
+}
+
+// sendFile sends a wsgi.file_wrapper'd regular file with sendfile(2).
+func (w *worker) sendFile(res python.Result) {
+	ex := w.ex
+	fd, offset, length := res.File()
+	if w.sendHeaders(res, length) && ex.R.Method != http.MethodHead {
+		if ex.declared >= 0 && ex.declared < length {
+			length = ex.declared
+		}
+		w.thread.ReleaseGIL()
+		if err := ex.copyFile(fd, offset, length); err != nil {
+			ex.Aborted = true
+		}
+	}
+	w.thread.Finish()
+}
+
+// copyFile copies length bytes at offset of the app's descriptor fd to the
+// client. The descriptor is duplicated so that closing ours leaves the
+// app's open; net/http turns the copy into sendfile(2).
+func (ex *Exchange) copyFile(fd int, offset, length int64) error {
+	dup, err := syscall.Dup(fd)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(dup), "wsgi.file_wrapper")
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return err
+	}
+	n, err := io.CopyN(ex.W, f, length)
+	ex.Written += n
+	return err
+}
+
+// write sends body bytes, never more than a Content-Length the app
+// declared. It reports false when the client is gone.
+func (w *worker) write(p []byte) bool {
+	ex := w.ex
+	if ex.declared >= 0 {
+		if left := ex.declared - ex.Written; int64(len(p)) > left {
+			p = p[:left]
+		}
+	}
+	if len(p) == 0 {
+		return true
+	}
+	n, err := ex.W.Write(p)
+	ex.Written += int64(n)
+	if err != nil {
+		ex.Aborted = true
+		return false
+	}
+	return true
+}
+
+// flush pushes what has been written so far to the client.
+func (ex *Exchange) flush() error {
+	if ex.flusher == nil {
+		ex.flusher = http.NewResponseController(ex.W)
+	}
+	return ex.flusher.Flush()
+}
+
+// sendHeaders sends the app's status and headers. length is the body
+// length when the server knows it (-1 if not); it becomes Content-Length
+// unless the app set one. Hop-by-hop headers are the server's business
+// (PEP 3333) and are dropped, except that "Connection: close" is honoured.
+// It reports false, having answered 500, when the status cannot be sent.
+func (w *worker) sendHeaders(res python.Result, length int64) bool {
+	ex := w.ex
+	status := res.Status()
+	if status < 200 {
+		w.log.Error("app chose an informational status as its final one", "status", status,
+			"method", ex.R.Method, "path", ex.R.URL.Path)
+		ex.plainError(http.StatusInternalServerError)
+		res.MarkHeadersSent()
+		return false
+	}
+	h := ex.W.Header()
+	res.Headers(func(name, value []byte) {
+		key := canonicalHeader(name)
+		switch key {
+		case "Content-Length":
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 {
+				w.log.Warn("app sent an invalid Content-Length; ignored", "value", string(value))
+				return
+			}
+			ex.declared = n
+		case "Connection":
+			if strings.EqualFold(string(value), "close") {
+				h.Set("Connection", "close")
+			}
+			return
+		case "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
+			"Trailers", "Transfer-Encoding", "Upgrade":
+			return
+		}
+		h[key] = append(h[key], string(value))
+	})
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // no Content-Type from the app: send none, don't sniff one
+	}
+	if ex.declared < 0 && length >= 0 && status != http.StatusNoContent && status != http.StatusNotModified {
+		h["Content-Length"] = []string{strconv.FormatInt(length, 10)}
+	}
+	ex.W.WriteHeader(status)
+	res.MarkHeadersSent()
+	ex.Status = status
+	return true
+}
+
+// commonHeaders maps header names, as apps usually spell them, to their
+// canonical form without allocating.
+var commonHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Content-Type", "Content-Length", "Cache-Control", "Set-Cookie",
+		"Location", "ETag", "Last-Modified", "Expires", "Vary", "Content-Disposition",
+		"Content-Encoding", "Content-Language", "X-Frame-Options", "X-Content-Type-Options",
+		"Referrer-Policy", "Cross-Origin-Opener-Policy", "Strict-Transport-Security",
+		"Content-Security-Policy", "Access-Control-Allow-Origin", "Connection", "Date", "Server",
+		"Pragma", "Accept-Ranges", "Www-Authenticate", "Retry-After"} {
+		canonical := textproto.CanonicalMIMEHeaderKey(k)
+		m[k] = canonical
+		m[strings.ToLower(k)] = canonical
+	}
+	return m
+}()
+
+func canonicalHeader(name []byte) string {
+	if k, ok := commonHeaders[string(name)]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(name))
+}
