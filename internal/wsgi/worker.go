@@ -206,10 +206,7 @@ func (w *worker) Write(p []byte) error {
 		return io.ErrClosedPipe
 	}
 	res := w.thread.Result()
-	if !res.HeadersSent() && !w.sendHeaders(res, -1) {
-		return io.ErrClosedPipe
-	}
-	if !w.write(p) {
+	if !w.sendHeaders(res, -1) || !w.write(p) {
 		return io.ErrClosedPipe
 	}
 	if err := ex.flush(); err != nil {
@@ -225,12 +222,16 @@ func (w *worker) fail(res python.Result) {
 	ex := w.ex
 	if res.HeadersSent() {
 		ex.Aborted = true
+		w.log.Error("app failed after sending its headers; connection dropped (traceback above)",
+			"method", ex.R.Method, "uri", ex.R.RequestURI, "worker", ex.Worker)
 		return
 	}
 	status := http.StatusInternalServerError
 	if ex.bodyTooLarge {
 		status = http.StatusRequestEntityTooLarge
 	}
+	w.log.Error("app failed (traceback above)", "status", status,
+		"method", ex.R.Method, "uri", ex.R.RequestURI, "worker", ex.Worker)
 	ex.plainError(status)
 }
 
@@ -262,15 +263,13 @@ func (w *worker) sendIter(res python.Result) {
 			break
 		}
 		if !ok {
-			if !res.HeadersSent() {
-				w.sendHeaders(res, 0)
-			}
+			w.sendHeaders(res, 0)
 			break
 		}
 		if len(chunk) == 0 {
 			continue // PEP 3333: empty chunks must not hold back or send headers
 		}
-		if !res.HeadersSent() && !w.sendHeaders(res, -1) {
+		if !w.sendHeaders(res, -1) {
 			break
 		}
 		// Once the declared length is reached the response is complete: the
@@ -362,9 +361,13 @@ func (ex *Exchange) flush() error {
 // length when the server knows it (-1 if not); it becomes Content-Length
 // unless the app set one. Hop-by-hop headers are the server's business
 // (PEP 3333) and are dropped, except that "Connection: close" is honoured.
-// It reports false, having answered 500, when the status cannot be sent.
+// It reports false, having answered 500, when the status cannot be sent,
+// and is a no-op once the headers have gone.
 func (w *worker) sendHeaders(res python.Result, length int64) bool {
 	ex := w.ex
+	if res.HeadersSent() {
+		return !ex.Aborted // the app's write() sent them already
+	}
 	status := res.Status()
 	if status < 200 {
 		w.log.Error("app chose an informational status as its final one", "status", status,
