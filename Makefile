@@ -38,7 +38,7 @@ test: test-deps
 	bash build/other-pythons.sh
 
 lint:
-	test -z "$$(gofmt -l cmd internal tests bench)" || { gofmt -l cmd internal tests bench; exit 1; }
+	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	$(call cgo_env,$(TEST_PYTHON)) $(GO) vet ./...
 	$(call cgo_env,$(TEST_PYTHON)) $$($(GO) env GOPATH)/bin/staticcheck ./...
 

@@ -1243,6 +1243,22 @@ wsgo_result *wsgo_worker_run(wsgo_worker *w, uint64_t reqid, const char *req,
 		if (w->iter == NULL)
 			return fail_locked(w);
 		w->res.kind = WSGO_ITER;
+		if ((Py_TYPE(w->iter) == &PyListIter_Type || Py_TYPE(w->iter) == &PyTupleIter_Type) &&
+			w->sr->status_code != 0) {
+			/*
+			 * An object that iterates over a list (Django's HttpResponse does)
+			 * has its whole body in memory already: send it like a list, with
+			 * a Content-Length and no flush per chunk. Draining a list iterator
+			 * runs no app code. The result is still closed in finish_locked.
+			 */
+			PyObject *items = PySequence_List(w->iter);
+			if (items == NULL)
+				return fail_locked(w);
+			Py_SETREF(w->iter, items);
+			if (collect_chunks_locked(w, items) < 0)
+				return fail_locked(w);
+			w->res.kind = WSGO_CHUNKS;
+		}
 	}
 	pack_headers_locked(w);
 	return &w->res;
