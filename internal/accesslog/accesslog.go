@@ -40,7 +40,8 @@ type Entry struct {
 type Logger struct {
 	mu    sync.Mutex // guards buf
 	buf   []byte
-	wmu   sync.Mutex // keeps writes in the order their lines were taken
+	wmu   sync.Mutex // guards spare, and keeps writes in the order their lines were taken
+	spare []byte     // the previous buffer, reused once written
 	out   io.Writer
 	stamp atomic.Pointer[stamp]
 	stop  chan struct{}
@@ -115,11 +116,12 @@ func (l *Logger) Flush() {
 	defer l.wmu.Unlock()
 	l.mu.Lock()
 	b := l.buf
-	l.buf = nil
+	l.buf = l.spare[:0]
 	l.mu.Unlock()
 	if len(b) > 0 {
 		l.out.Write(b) //nolint:errcheck // nowhere better to report a failing log
 	}
+	l.spare = b
 }
 
 // Close flushes and stops the background writer.

@@ -74,7 +74,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	<-ex.Done()
 	h.log(ex, start)
-	if ex.Aborted {
+	aborted := ex.Aborted
+	ex.Release()
+	if aborted {
 		// The response is incomplete: drop the connection so that the
 		// client cannot take it for a whole one.
 		panic(http.ErrAbortHandler)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"wsgo/internal/python"
@@ -23,8 +24,9 @@ import (
 const BufferedBodySize = 1 << 20
 
 // Exchange is one request on its way through wsgo: made by the front,
-// queued by the scheduler, served by a Worker that writes the response to
-// W and then closes Done. Until Done is closed the worker owns W.
+// queued by the scheduler, served by a worker that writes the response to
+// W and then signals Done. Until then the worker owns W; after it, the
+// front logs the exchange and Releases it for reuse.
 type Exchange struct {
 	W http.ResponseWriter
 	R *http.Request
@@ -55,19 +57,33 @@ type Exchange struct {
 	flusher      *http.ResponseController
 }
 
+var exchanges = sync.Pool{New: func() any { return &Exchange{done: make(chan struct{}, 1)} }}
+
 // NewExchange prepares an exchange for r.
 func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string) *Exchange {
-	return &Exchange{W: w, R: r, LocalAddr: localAddr, Queued: time.Now(), done: make(chan struct{})}
+	ex := exchanges.Get().(*Exchange)
+	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Queued: time.Now(), Worker: -1, done: ex.done}
+	return ex
 }
 
-// Done is closed when the worker has finished with the exchange.
+// Done receives once, when the worker has finished with the exchange.
 func (ex *Exchange) Done() <-chan struct{} { return ex.done }
+
+// Release returns a done exchange for reuse; it must not be used after.
+func (ex *Exchange) Release() {
+	*ex = Exchange{done: ex.done}
+	exchanges.Put(ex)
+}
+
+// finish hands the exchange back to the front. Nothing of it may be
+// touched after.
+func (ex *Exchange) finish() { ex.done <- struct{}{} }
 
 // Refuse answers the exchange without running the app (server overloaded,
 // shutting down) and marks it done.
 func (ex *Exchange) Refuse(status int) {
 	ex.plainError(status)
-	close(ex.done)
+	ex.finish()
 }
 
 // plainError sends a short text response for status.

@@ -101,7 +101,7 @@ func (w *worker) serve(ex *Exchange) {
 		w.sendIter(res)
 	}
 	w.ex = nil
-	close(ex.done)
+	ex.finish()
 }
 
 // pack fills the thread's request buffer from ex: the environ's fixed
