@@ -578,7 +578,8 @@ static PyObject *file_wrapper_new(PyTypeObject *type, PyObject *args, PyObject *
 static PyObject *file_wrapper_iternext(FileWrapperObject *self)
 {
 	PyObject *data = PyObject_CallMethod(self->filelike, "read", "n", self->blksize);
-	if (data != NULL && PyObject_Length(data) == 0) {
+	if (data != NULL && PyObject_Length(data) <= 0) {
+		/* Empty: the end of the file. No length: an error is already set. */
 		Py_DECREF(data);
 		return NULL;
 	}
