@@ -1,0 +1,332 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A target is one ratio the project must meet: wsgo's requests/s on a
+// workload against Factor times the best of some peers'.
+type target struct {
+	Workload string
+	Wsgo     string   // the wsgo configuration measured
+	Peers    []string // the best of these is the bar
+	Factor   float64
+}
+
+// threadPeers are the thread/process-based peers.
+func threadPeers() []string {
+	var p []string
+	for _, s := range servers {
+		if s.ThreadPeer {
+			p = append(p, s.Name)
+		}
+	}
+	return p
+}
+
+// targets lists what BENCHMARKS.md judges: hello against uWSGI and gunicorn
+// gthread, every other workload against the best thread/process peer, and
+// the sleep workload with 256 workers against gevent.
+func targets() []target {
+	t := []target{
+		{Workload: "hello", Wsgo: "wsgo", Peers: []string{"uwsgi"}, Factor: 0.75},
+		{Workload: "hello", Wsgo: "wsgo", Peers: []string{"gunicorn-gthread"}, Factor: 3},
+	}
+	for _, w := range workloads {
+		if w.Name != "hello" {
+			t = append(t, target{Workload: w.Name, Wsgo: "wsgo", Peers: threadPeers(), Factor: 1})
+		}
+	}
+	return append(t, target{Workload: "sleep20ms", Wsgo: "wsgo-256", Peers: []string{"gunicorn-gevent"}, Factor: 1})
+}
+
+// render builds BENCHMARKS.md.
+func (c *config) render(rep *report) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# wsgo benchmarks\n\n")
+	if c.quick {
+		p("**Quick smoke run (`-quick`): runs too short to compare; do not quote these figures.**\n\n")
+	}
+	if cmd := c.commandLine(); cmd == makeBenchCommand {
+		p("Produced by `make bench`, which runs:\n\n```\n%s\n```\n\n", cmd)
+	} else {
+		p("Produced by the command below (`make bench` runs `%s`):\n\n```\n%s\n```\n\n", makeBenchCommand, cmd)
+	}
+	if busy(rep.LoadStart) {
+		p("**The machine was busy (load average %s before the runs): other work competed for the CPUs, so these figures understate every server.**\n\n", rep.LoadStart)
+	}
+	p("## Machine\n\n| | |\n|---|---|\n")
+	for _, kv := range machineInfo(c, rep.Started) {
+		p("| %s | %s |\n", kv[0], kv[1])
+	}
+	p("| Load average (1, 5, 15 min) | %s before, %s after |\n", rep.LoadStart, rep.LoadEnd)
+	p("\n## Method\n\n")
+	p("- Every server runs as one worker process pinned to CPU %s (`taskset -c %s`); wrk runs with one thread pinned to CPU %s: `%s`.\n",
+		c.serverCPU, c.serverCPU, c.wrkCPU, strings.Replace(strings.Join(c.wrkArgv(wrkRun{URL: "http://127.0.0.1:PORT/", Connections: 0, Duration: c.duration}), " "), "-c0", "-cN", 1))
+	p("- Each server is started afresh for each workload on a free port of 127.0.0.1, one response is checked (status, framing, body) with Go's HTTP client, wrk warms it up for %s, the check is repeated (so that whatever the warm-up left queued has drained), then wrk measures it for %s%s; then it gets SIGTERM (SIGKILL after %s).\n",
+		c.warmup, c.duration, repeatText(c.repeat), c.stopWait)
+	p("- req/s and p99 are wrk's (`--latency`); \"errors\" counts non-2xx responses and socket errors (a response slower than %s is a timeout). \"wsgo ÷ server\" is wsgo's req/s over that server's.\n", c.wrkTimeout)
+	p("- The Python servers run Debian's %s; PYTHON* environment variables are removed from their environment.\n", c.python)
+	p("\n## Servers\n\n| server | command (workload `hello`) | access logging |\n|---|---|---|\n")
+	hello, _ := findWorkload("hello")
+	for _, s := range servers {
+		if !c.selected(s.Name) {
+			continue
+		}
+		w := hello
+		if s.Only != nil {
+			w, _ = findWorkload(s.Only[0])
+		}
+		// 65535 stands in for the free port each run gets.
+		argv, dir := s.Command(c, w, 65535)
+		argv = append([]string{"taskset", "-c", c.serverCPU}, argv...)
+		cmd := strings.ReplaceAll(strings.Join(argv, " "), "65535", "PORT")
+		cmd = strings.ReplaceAll(cmd, c.self+" ", "bench ")
+		if dir != "" {
+			cmd = "(cd " + dir + "; " + cmd + ")"
+		}
+		p("| %s | `%s` | %s |\n", s.Label, c.shorten(cmd), s.Logging(c))
+	}
+	if c.selected("uwsgi") {
+		p("\nuWSGI's http11-socket keeps each of its 16 threads on one keep-alive connection for as long as the client keeps it open; connections beyond 16 wait in the listen queue (see \"new connection\" in the results).\n")
+	}
+	if c.selected("uwsgi") && contains(c.only, "stream1m") {
+		p("\nFor stream1m uWSGI also gets `--plugin transformation_chunked --route-run chunked:`: its http11-socket otherwise ends a body without Content-Length by closing the connection, which wrk cannot read.\n")
+	}
+
+	p("\n## Targets\n\n| target | measured | result |\n|---|---|---|\n")
+	for _, t := range targets() {
+		if contains(c.only, t.Workload) {
+			desc, measured, verdict := c.judge(rep, t)
+			p("| %s | %s | %s |\n", desc, measured, verdict)
+		}
+	}
+
+	p("\n## Results\n")
+	for _, w := range workloads {
+		rs := rep.Results[w.Name]
+		if len(rs) == 0 {
+			continue
+		}
+		p("\n### %s — %s\n\nwrk -c%d", w.Name, w.Desc, w.Connections)
+		if w.Script != "" {
+			p(" -s bench/%s", w.Script)
+		}
+		p("\n\n| server | req/s | p99 | errors | new connection |")
+		var wsgos []result
+		for _, r := range rs {
+			if r.Server.Wsgo && r.Err == nil {
+				wsgos = append(wsgos, r)
+				p(" %s ÷ server |", r.Server.Label)
+			}
+		}
+		p("\n|---|--:|--:|---|--:|%s\n", strings.Repeat("--:|", len(wsgos)))
+		for _, r := range rs {
+			if r.Err != nil {
+				p("| %s | failed | | %s | |%s\n", r.Server.Label, firstLine(r.Err.Error()), strings.Repeat(" |", len(wsgos)))
+				continue
+			}
+			p("| %s | %.0f | %s | %s | %s |", r.Server.Label, r.Wrk.ReqPerSec, fmtDur(r.Wrk.P99), r.Wrk.errorText(), r.Wrk.Probe)
+			for _, wr := range wsgos {
+				if wr.Server.Name == r.Server.Name || r.Wrk.ReqPerSec == 0 {
+					p(" — |")
+				} else {
+					p(" %.2f |", wr.Wrk.ReqPerSec/r.Wrk.ReqPerSec)
+				}
+			}
+			p("\n")
+		}
+	}
+
+	c.renderMemory(&b, rep)
+	return b.String()
+}
+
+// renderMemory writes the wsgo memory section.
+func (c *config) renderMemory(b *strings.Builder, rep *report) {
+	var idle *result
+	for i, r := range rep.Results["hello"] {
+		if r.Server.Name == "wsgo" && r.IdleMem != nil {
+			idle = &rep.Results["hello"][i]
+		}
+	}
+	if idle == nil && rep.Memory == nil && rep.MemErr == nil {
+		return
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("\n## Memory (wsgo --workers 16, hello)\n\n")
+	p("VmRSS and VmHWM (peak) of the wsgo process from /proc/PID/status, each read one second after the load stopped.\n")
+	if rep.Memory != nil || rep.MemErr != nil {
+		p("The counts come from a fresh server driven with `wrk -t1 -c50 -s bench/stopafter.lua URL -- N`: wrk has no request-count option, so the script counts responses, stops its thread at N and prints a line on which the harness sends wrk SIGINT; the request counts are wrk's own (cumulative, plus the one check request).\n")
+	}
+	p("\n| point | requests | VmRSS | VmHWM |\n|---|--:|--:|--:|\n")
+	if idle != nil {
+		p("| idle after the hello run above (its own server; -c50, %s warm-up not counted) | %s | %s | %s |\n",
+			c.warmup, fmtCount(idle.Wrk.Requests), fmtKiB(idle.IdleMem.RSS), fmtKiB(idle.IdleMem.HWM))
+	}
+	for _, m := range rep.Memory {
+		p("| %s | %s | %s | %s |\n", m.Label, fmtCount(m.Requests), fmtKiB(m.Mem.RSS), fmtKiB(m.Mem.HWM))
+	}
+	if rep.MemErr != nil {
+		p("\nMemory measurement failed: %s\n", firstLine(rep.MemErr.Error()))
+	}
+}
+
+// judge evaluates one target.
+func (c *config) judge(rep *report, t target) (desc, measured, verdict string) {
+	find := func(name string) *result {
+		for i, r := range rep.Results[t.Workload] {
+			if r.Server.Name == name {
+				return &rep.Results[t.Workload][i]
+			}
+		}
+		return nil
+	}
+	ws, _ := findServer(t.Wsgo)
+	var labels []string
+	for _, n := range t.Peers {
+		s, _ := findServer(n)
+		labels = append(labels, s.Label)
+	}
+	bar := labels[0]
+	if len(labels) > 1 {
+		bar = "best thread/process peer (" + strings.Join(labels, "; ") + ")"
+	}
+	desc = fmt.Sprintf("%s: %s ≥ %g × %s", t.Workload, ws.Label, t.Factor, bar)
+	if t.Factor == 1 {
+		desc = fmt.Sprintf("%s: %s ≥ %s", t.Workload, ws.Label, bar)
+	}
+	w := find(t.Wsgo)
+	var best *result
+	for _, n := range t.Peers {
+		if r := find(n); r != nil && r.Err == nil && r.Wrk.ReqPerSec > 0 && (best == nil || r.Wrk.ReqPerSec > best.Wrk.ReqPerSec) {
+			best = r
+		}
+	}
+	switch {
+	case w == nil || best == nil:
+		return desc, "not measured", "n/a"
+	case w.Err != nil:
+		return desc, "wsgo failed", "FAIL"
+	}
+	ratio := w.Wrk.ReqPerSec / best.Wrk.ReqPerSec
+	measured = fmt.Sprintf("%.0f vs %.0f (%s) req/s = %.2f×", w.Wrk.ReqPerSec, best.Wrk.ReqPerSec, best.Server.Label, ratio)
+	switch {
+	case w.Wrk.errors() > 0:
+		return desc, measured + "; wsgo had errors: " + w.Wrk.errorText(), "FAIL"
+	case ratio >= t.Factor:
+		return desc, measured, "PASS"
+	default:
+		return desc, measured, "FAIL"
+	}
+}
+
+func repeatText(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return fmt.Sprintf(" %d times, reporting the median run by req/s", n)
+}
+
+// busy reports whether a /proc/loadavg triple shows a 1-minute load of 1 or
+// more: on two CPUs, more than the benchmark's own.
+func busy(load string) bool {
+	f := strings.Fields(load)
+	if len(f) == 0 {
+		return false
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	return err == nil && v >= 1
+}
+
+// makeBenchCommand is what `make bench` runs.
+const makeBenchCommand = "go run ./bench -out BENCHMARKS.md"
+
+// commandLine is the exact command that produced the report.
+func (c *config) commandLine() string {
+	return strings.TrimSpace("go run ./bench " + strings.Join(c.args, " "))
+}
+
+// shorten makes absolute paths under the working directory relative.
+func (c *config) shorten(s string) string {
+	if wd, err := os.Getwd(); err == nil {
+		s = strings.ReplaceAll(s, wd+"/", "")
+	}
+	return s
+}
+
+// machineInfo lists the facts about the machine and the software measured.
+func machineInfo(c *config, started time.Time) [][2]string {
+	cpu := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	kernel := "unknown"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	versions := commandOutput(c.python, "-c", `
+import importlib.metadata as m
+print(", ".join("%s %s" % (p, m.version(p)) for p in ("gunicorn", "gevent", "waitress", "Django")))`)
+	return [][2]string{
+		{"CPU", fmt.Sprintf("%s (%d CPUs online)", cpu, runtime.NumCPU())},
+		{"Kernel", kernel},
+		{"Python", commandOutput(c.python, "--version") + " (" + c.python + ")"},
+		{"Servers", versions + ", uWSGI " + commandOutput("uwsgi", "--version")},
+		{"wrk", strings.TrimSuffix(firstLine(commandOutput("wrk", "-v")), " Copyright (C) 2012 Will Glozer")},
+		{"Go (harness, floor)", runtime.Version()},
+		{"Date", started.UTC().Format("2006-01-02 15:04 UTC")},
+	}
+}
+
+// commandOutput runs a short command and returns its trimmed output, or
+// "unknown".
+func commandOutput(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).CombinedOutput()
+	s := strings.TrimSpace(string(out))
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return strings.ReplaceAll(line, "|", "\\|")
+}
+
+// fmtDur formats a latency in the most readable unit.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+// fmtKiB formats a size given in KiB as MiB.
+func fmtKiB(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
+
+// fmtCount formats a count with thousands separators.
+func fmtCount(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

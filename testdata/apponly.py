@@ -1,0 +1,6 @@
+"""Only an `app` callable: the server must fall back to it."""
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"fallback app"]

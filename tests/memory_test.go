@@ -1,0 +1,96 @@
+package tests
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rssKB reads the resident set size of pid from /proc.
+func rssKB(t testing.TB, pid int) int {
+	t.Helper()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			if err != nil {
+				t.Fatalf("parsing %q: %v", line, err)
+			}
+			return kb
+		}
+	}
+	t.Fatal("no VmRSS in /proc/PID/status")
+	return 0
+}
+
+// TestMemoryStable sends many small requests and checks the server's RSS
+// stops growing after warm-up. Not parallel: it measures the process alone.
+func TestMemoryStable(t *testing.T) {
+	s := startServer(t, "hello", "--workers", "4")
+	var dials atomic.Int32
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: 8,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+	defer c.CloseIdleConnections()
+
+	send := func(total int) {
+		t.Helper()
+		const workers = 4
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < total/workers; i++ {
+					resp, err := c.Get(s.URL + "/")
+					if err == nil {
+						_, err = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if err == nil && resp.StatusCode != 200 {
+							err = &statusError{resp.Status}
+						}
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+
+	start := time.Now()
+	send(5000)
+	warm := rssKB(t, s.PID())
+	send(15000)
+	end := rssKB(t, s.PID())
+	t.Logf("RSS after 5,000 requests: %d kB, after 20,000: %d kB (%v, %d connections)", warm, end, time.Since(start), dials.Load())
+	if growth := end - warm; growth > 8*1024 {
+		t.Errorf("RSS grew by %d kB over 15,000 requests after warm-up, want < 8 MB", growth)
+	}
+}
+
+type statusError struct{ status string }
+
+func (e *statusError) Error() string { return "status " + e.status }
