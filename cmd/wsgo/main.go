@@ -85,7 +85,7 @@ func run() int {
 	}
 
 	queue := &scheduler.Queue[*wsgi.Exchange]{}
-	pool := wsgi.StartPool(queue, cfg.Workers, log)
+	pool := wsgi.StartPool(queue, cfg.Workers, time.Duration(cfg.RequestTimeout)*time.Second, log)
 	access := accesslog.New(os.Stdout)
 	handler := &front.Handler{Queue: queue, MaxBodySize: cfg.MaxBodySize, Access: access}
 	srv := front.NewServer(handler, log)

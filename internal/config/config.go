@@ -21,8 +21,10 @@ type Config struct {
 	PythonPath  []string
 	Virtualenv  string
 	MaxBodySize int64
-	Version     bool
-	Help        bool
+	// RequestTimeout is in seconds; 0 means no limit.
+	RequestTimeout int
+	Version        bool
+	Help           bool
 }
 
 // ErrHelp is returned by Parse after --help has printed the usage.
@@ -53,6 +55,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.Var(listFlag{&c.PythonPath}, "pythonpath", "add a directory to the front of sys.path (repeatable)")
 	fs.StringVar(&c.Virtualenv, "virtualenv", "", "use this virtualenv's packages (default: $VIRTUAL_ENV when set)")
 	fs.Int64Var(&c.MaxBodySize, "max-body-size", 0, "largest request body in bytes, larger ones get 413 (0: no limit)")
+	fs.IntVar(&c.RequestTimeout, "request-timeout", 60, "seconds a request may run before wsgo.RequestTimeoutException is raised in it (0: no limit)")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.BoolVar(&c.Help, "help", false, "print this help and exit")
 	return fs
@@ -89,6 +92,8 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("--workers must be at least 1, not %d", c.Workers)
 	case c.MaxBodySize < 0:
 		return nil, fmt.Errorf("--max-body-size must not be negative")
+	case c.RequestTimeout < 0:
+		return nil, fmt.Errorf("--request-timeout must not be negative")
 	}
 	return c, nil
 }

@@ -173,6 +173,9 @@ func cutPacked(p []byte) (field, rest []byte) {
 	return p[4 : 4+n], p[4+n:]
 }
 
+// TimedOut reports whether the app failed with RequestTimeoutException.
+func (r Result) TimedOut() bool { return r.c.timed_out != 0 }
+
 // NumChunks is the number of body chunks of a Chunks result.
 func (r Result) NumChunks() int { return int(r.c.nchunks) }
 
@@ -238,12 +241,22 @@ func (t *Thread) Request() *Request { return &t.req }
 // what a Conn's Write needs.
 func (t *Thread) Result() Result { return t.res }
 
-// Run calls the app for the request filled in through Request. bodyBuffered is how
-// much of the body conn can return without waiting; more says whether the
-// client may send more after that. It ends the previous request first if
-// Finish was not called, and returns holding the GIL.
-func (t *Thread) Run(conn Conn, bodyBuffered int64, more bool) Result {
-	t.reqid++
+// Interrupt raises wsgo.RequestTimeoutException in target's thread if it is
+// still running request reqid, and reports whether it did. It is called on
+// t's own thread (a monitor, not a worker) and waits for the GIL. After an
+// interrupted request, target releases any logging lock it still holds.
+func (t *Thread) Interrupt(target *Thread, reqid uint64) bool {
+	return C.wsgo_worker_interrupt(t.w, target.w, C.uint64_t(reqid)) == 1
+}
+
+// Run calls the app for the request filled in through Request. id names
+// the request for Interrupt and must differ from the thread's previous
+// ones. bodyBuffered is how much of the body conn can return without
+// waiting; more says whether the client may send more after that. It ends
+// the previous request first if Finish was not called, and returns holding
+// the GIL.
+func (t *Thread) Run(id uint64, conn Conn, bodyBuffered int64, more bool) Result {
+	t.reqid = id
 	t.conn = conn
 	packed := t.req.finish()
 	C.wsgo_worker_run(t.w, C.uint64_t(t.reqid), (*C.char)(unsafe.Pointer(&packed[0])),

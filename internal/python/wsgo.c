@@ -25,6 +25,8 @@ static PyObject *base_environ;     /* strong: the keys every request shares */
 static PyObject *field_keys[WSGO_NFIELDS]; /* strong, interned environ keys */
 static PyObject *key_wsgi_input;   /* strong, interned "wsgi.input" */
 static PyObject *str_close;        /* strong, interned "close" */
+static PyObject *timeout_exc;      /* strong: wsgo.RequestTimeoutException */
+static PyObject *release_logging_locks; /* strong: see LOGGING_HELPER */
 static PyThreadState *main_ts;     /* the start-up thread's state */
 
 /* Values that most requests repeat; reused instead of decoded each time. */
@@ -328,6 +330,8 @@ struct wsgo_worker {
 	PyObject *result;  /* strong: what the app returned */
 	PyObject *iter;    /* strong: iter(result) for WSGO_ITER */
 	PyObject *chunk;   /* strong: the chunk Go is writing */
+	unsigned long ident; /* the OS thread's id, as threading.get_ident() gives it */
+	int interrupted;   /* RequestTimeoutException was sent during this request */
 	wsgo_result res;
 	char *hdrbuf;      /* malloc: packed headers for Go */
 	size_t hdrcap;
@@ -671,6 +675,24 @@ static PyObject *wsgo_module_init(void)
 	m = PyModule_Create(&wsgo_module);
 	if (m == NULL)
 		return NULL;
+	/*
+	 * A BaseException, like KeyboardInterrupt: frameworks that turn every
+	 * Exception into an error page (Django does) let it through, so the
+	 * server sees the timeout and answers 502.
+	 */
+	timeout_exc = PyErr_NewExceptionWithDoc("wsgo.RequestTimeoutException",
+		"Raised in a request's thread when it runs past --request-timeout.",
+		PyExc_BaseException, NULL);
+	if (timeout_exc == NULL) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	Py_INCREF(timeout_exc);
+	if (PyModule_AddObject(m, "RequestTimeoutException", timeout_exc) < 0) {
+		Py_DECREF(timeout_exc);
+		Py_DECREF(m);
+		return NULL;
+	}
 	Py_INCREF(&FileWrapperType);
 	if (PyModule_AddObject(m, "FileWrapper", (PyObject *)&FileWrapperType) < 0) {
 		Py_DECREF(&FileWrapperType);
@@ -679,6 +701,33 @@ static PyObject *wsgo_module_init(void)
 	}
 	return m;
 }
+
+/*
+ * Run after a request was interrupted by a timeout. An asynchronous
+ * exception that lands while logging acquires a handler's lock leaves the
+ * lock held by this thread for ever (before Python 3.13), and every other
+ * thread that logs then blocks on it. Release whatever logging locks this
+ * thread still owns; it is not inside logging any more, so none is
+ * legitimately held.
+ */
+static const char LOGGING_HELPER[] =
+	"def _release_logging_locks():\n"
+	"    import sys\n"
+	"    logging = sys.modules.get('logging')\n"
+	"    if logging is None:\n"
+	"        return 0\n"
+	"    locks = [getattr(logging, '_lock', None)]\n"
+	"    for ref in list(getattr(logging, '_handlerList', ())):\n"
+	"        handler = ref()\n"
+	"        if handler is not None:\n"
+	"            locks.append(getattr(handler, 'lock', None))\n"
+	"    released = 0\n"
+	"    for lock in locks:\n"
+	"        is_owned = getattr(lock, '_is_owned', None)\n"
+	"        if is_owned is not None and is_owned():\n"
+	"            lock._release_save()\n"
+	"            released += 1\n"
+	"    return released\n";
 
 /* ---- errors ---- */
 
@@ -786,6 +835,18 @@ int wsgo_init(const char *program, const char *argv0, int multiprocess)
 		if (m == NULL)
 			goto fail;
 		Py_DECREF(m);
+	}
+	{
+		PyObject *globals = PyDict_New(), *r;
+		if (globals == NULL)
+			goto fail;
+		r = PyRun_String(LOGGING_HELPER, Py_file_input, globals, globals);
+		release_logging_locks = PyDict_GetItemString(globals, "_release_logging_locks");
+		Py_XINCREF(release_logging_locks);
+		Py_XDECREF(r);
+		Py_DECREF(globals);
+		if (release_logging_locks == NULL)
+			goto fail;
 	}
 	return 0;
 fail:
@@ -1063,6 +1124,7 @@ wsgo_worker *wsgo_worker_new(int id)
 	if (w == NULL)
 		return NULL;
 	w->id = id;
+	w->ident = PyThread_get_thread_ident();
 	w->ts = PyThreadState_New(main_ts->interp);
 	return w;
 }
@@ -1097,6 +1159,19 @@ static int finish_locked(wsgo_worker *w)
 		} else {
 			PyErr_Clear();
 		}
+	}
+	if (w->interrupted) {
+		/* A timeout sent too late to land must not hit the next request. */
+		PyObject *r;
+		PyThreadState_SetAsyncExc(w->ident, NULL);
+		w->interrupted = 0;
+		r = PyObject_CallNoArgs(release_logging_locks);
+		if (r == NULL)
+			print_error_locked();
+		else if (PyLong_AsLong(r) > 0)
+			fprintf(stderr, "wsgo: worker %d released %ld logging lock(s) left held by the timeout\n",
+				w->id, PyLong_AsLong(r));
+		Py_XDECREF(r);
 	}
 	if (w->sr != NULL)
 		w->sr->worker = NULL;
@@ -1136,12 +1211,38 @@ void wsgo_worker_free(wsgo_worker *w)
 	free(w);
 }
 
+/* Prints the app's error, noting whether it was the request timeout. */
+static void app_error_locked(wsgo_worker *w)
+{
+	if (PyErr_ExceptionMatches(timeout_exc))
+		w->res.timed_out = 1;
+	print_error_locked();
+}
+
 /* Marks the request failed: the caller answers 500 if nothing was sent. */
 static wsgo_result *fail_locked(wsgo_worker *w)
 {
-	print_error_locked();
+	app_error_locked(w);
 	w->res.kind = WSGO_ERROR;
 	return &w->res;
+}
+
+/*
+ * Raises RequestTimeoutException in target's thread if it is still running
+ * request reqid. Called on self's thread (the timeout monitor's); takes the
+ * GIL for the call and releases it after. Returns 1 if the exception was
+ * sent. The exception lands when target next runs Python bytecode.
+ */
+int wsgo_worker_interrupt(wsgo_worker *self, wsgo_worker *target, uint64_t reqid)
+{
+	int sent = 0;
+	acquire(self);
+	if (target->pending && target->reqid == reqid && !target->interrupted) {
+		target->interrupted = 1;
+		sent = PyThreadState_SetAsyncExc(target->ident, timeout_exc) == 1;
+	}
+	wsgo_worker_release_gil(self);
+	return sent;
 }
 
 /*
@@ -1279,7 +1380,7 @@ int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out)
 	item = PyIter_Next(w->iter);
 	if (item == NULL) {
 		if (PyErr_Occurred()) {
-			print_error_locked();
+			app_error_locked(w);
 			return -1;
 		}
 		if (w->sr->status_code == 0) {

@@ -61,6 +61,7 @@ typedef struct {
 	int kind;
 	int status;             /* numeric status, e.g. 200 */
 	int headers_sent;       /* set by Go once the status line has gone out */
+	int timed_out;          /* the app failed with RequestTimeoutException */
 	const char *headers;
 	size_t headers_len;
 	const wsgo_chunk *chunks; /* WSGO_CHUNKS */
@@ -92,5 +93,6 @@ wsgo_result *wsgo_worker_run(wsgo_worker *w, uint64_t reqid, const char *req,
 	int64_t body_buffered, int body_more);
 int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out);
 int wsgo_worker_finish(wsgo_worker *w);
+int wsgo_worker_interrupt(wsgo_worker *self, wsgo_worker *target, uint64_t reqid);
 
 #endif

@@ -107,6 +107,23 @@ func (q *Queue[T]) Wait(w *Waiter) bool {
 	return true
 }
 
+// DropWhile removes jobs from the head of the queue for as long as drop
+// says so, and returns them. The head is the oldest job, so with a drop
+// that tests age it removes every expired job.
+func (q *Queue[T]) DropWhile(drop func(T) bool) []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var dropped []T
+	for {
+		job, ok := q.jobs.peek()
+		if !ok || !drop(job) {
+			return dropped
+		}
+		q.jobs.pop()
+		dropped = append(dropped, job)
+	}
+}
+
 // Len is the number of queued jobs.
 func (q *Queue[T]) Len() int {
 	q.mu.Lock()
@@ -149,6 +166,13 @@ func (r *ring[T]) push(v T) {
 	}
 	r.buf[(r.head+r.size)%len(r.buf)] = v
 	r.size++
+}
+
+func (r *ring[T]) peek() (v T, ok bool) {
+	if r.size == 0 {
+		return v, false
+	}
+	return r.buf[r.head], true
 }
 
 func (r *ring[T]) pop() (v T, ok bool) {

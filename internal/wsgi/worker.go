@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"wsgo/internal/python"
 	"wsgo/internal/scheduler"
@@ -24,38 +26,54 @@ const inMemoryBody = 2048
 
 // Pool is the set of Python worker threads of this process.
 type Pool struct {
-	queue *scheduler.Queue[*Exchange]
-	log   *slog.Logger
-	wg    sync.WaitGroup
+	queue   *scheduler.Queue[*Exchange]
+	log     *slog.Logger
+	timeout time.Duration
+	workers []*worker
+	monitor *monitor
+	wg      sync.WaitGroup
 }
 
 // StartPool starts n worker threads taking exchanges from queue, and
-// returns once each has its Python thread state. python.Start must have
-// succeeded.
-func StartPool(queue *scheduler.Queue[*Exchange], n int, log *slog.Logger) *Pool {
-	p := &Pool{queue: queue, log: log}
+// returns once each has its Python thread state. A request running longer
+// than timeout (0: no limit) is interrupted, and one queued longer is
+// answered 504. python.Start must have succeeded.
+func StartPool(queue *scheduler.Queue[*Exchange], n int, timeout time.Duration, log *slog.Logger) *Pool {
+	p := &Pool{queue: queue, log: log, timeout: timeout, workers: make([]*worker, n)}
 	var ready sync.WaitGroup
 	ready.Add(n)
 	p.wg.Add(n)
-	for i := 0; i < n; i++ {
-		go p.run(&ready)
+	for i := range p.workers {
+		go p.run(i, &ready)
 	}
 	ready.Wait()
+	if timeout > 0 {
+		p.monitor = &monitor{pool: p, timeout: timeout, log: log,
+			stop: make(chan struct{}), done: make(chan struct{})}
+		go p.monitor.run()
+	}
 	return p
 }
 
 // Wait returns when every worker has stopped, which happens once the queue
 // is closed and drained. After it, python.Finalize may run.
-func (p *Pool) Wait() { p.wg.Wait() }
+func (p *Pool) Wait() {
+	p.wg.Wait()
+	if p.monitor != nil {
+		close(p.monitor.stop)
+		<-p.monitor.done
+	}
+}
 
 // run is one worker thread's life. The goroutine stays locked to its OS
 // thread to the end, so that the Python thread state (and the app's
 // threading.local data) always belongs to the same thread; when it
 // returns, the thread exits with it.
-func (p *Pool) run(ready *sync.WaitGroup) {
+func (p *Pool) run(i int, ready *sync.WaitGroup) {
 	defer p.wg.Done()
 	runtime.LockOSThread()
 	w := &worker{thread: python.NewThread(), waiter: scheduler.NewWaiter(), log: p.log}
+	p.workers[i] = w
 	ready.Done()
 	for {
 		ex, ok := p.queue.TryTake(w.waiter)
@@ -67,6 +85,10 @@ func (p *Pool) run(ready *sync.WaitGroup) {
 			// Take the GIL before taking a job, so that a job never waits on a
 			// worker that is itself waiting for the GIL.
 			w.thread.AcquireGIL()
+			continue
+		}
+		if p.timeout > 0 && time.Since(ex.Queued) >= p.timeout {
+			ex.Refuse(http.StatusGatewayTimeout) // it never started: 504, not 502
 			continue
 		}
 		w.serve(ex)
@@ -81,6 +103,21 @@ type worker struct {
 	waiter *scheduler.Waiter
 	log    *slog.Logger
 	ex     *Exchange // the request being served, nil between requests
+	seq    uint64    // the number of the latest request
+	// What the timeout monitor reads: the running request's number and
+	// when it started (0 between requests).
+	current atomic.Uint64
+	started atomic.Int64
+}
+
+// running reports the request the worker is on and since when (the zero
+// time when it is between requests).
+func (w *worker) running() (id uint64, since time.Time) {
+	id = w.current.Load()
+	if ns := w.started.Load(); ns != 0 {
+		since = time.Unix(0, ns)
+	}
+	return id, since
 }
 
 // serve runs ex through the app and writes the response.
@@ -89,7 +126,11 @@ func (w *worker) serve(ex *Exchange) {
 	ex.declared = -1
 	w.ex = ex
 	w.pack(ex)
-	res := w.thread.Run(w, int64(len(ex.Body)), ex.BodyMore)
+	w.seq++
+	w.current.Store(w.seq)
+	w.started.Store(time.Now().UnixNano())
+	defer w.started.Store(0)
+	res := w.thread.Run(w.seq, w, int64(len(ex.Body)), ex.BodyMore)
 	switch res.Kind() {
 	case python.Failed:
 		w.fail(res)
@@ -227,7 +268,10 @@ func (w *worker) fail(res python.Result) {
 		return
 	}
 	status := http.StatusInternalServerError
-	if ex.bodyTooLarge {
+	switch {
+	case res.TimedOut():
+		status = http.StatusBadGateway
+	case ex.bodyTooLarge:
 		status = http.StatusRequestEntityTooLarge
 	}
 	w.log.Error("app failed (traceback above)", "status", status,
