@@ -10,7 +10,7 @@
 // Threads: Start and Finalize run on one OS thread; each Thread belongs to
 // the OS thread that created it, and its methods must only be called there
 // (lock the goroutine with runtime.LockOSThread first). A Thread keeps the
-// GIL between calls until ReleaseGIL or Idle, so a worker with more queued
+// GIL between calls until ReleaseGIL or Park, so a worker with more queued
 // work pays no GIL hand-over.
 package python
 
@@ -292,21 +292,19 @@ func (t *Thread) Finish() error {
 	return nil
 }
 
-// AcquireGIL takes the GIL for this thread, waiting for it if another
-// thread holds it. Run and Next take it themselves; this is for a worker
-// that wants it before deciding which job to run.
-func (t *Thread) AcquireGIL() { C.wsgo_worker_acquire_gil(t.w) }
-
 // ReleaseGIL lets other threads run Python, for example while this one
 // writes to a slow client. Result slices stay valid.
 func (t *Thread) ReleaseGIL() { C.wsgo_worker_release_gil(t.w) }
 
-// Idle finishes the current request and releases the GIL: call it before
-// waiting for more work.
-func (t *Thread) Idle() {
-	C.wsgo_worker_idle(t.w)
+// Park finishes the current request, releases the GIL and sleeps until
+// Unpark is called (at once if it already was), then takes the GIL again.
+func (t *Thread) Park() {
 	t.conn = nil
+	C.wsgo_worker_park(t.w)
 }
+
+// Unpark wakes the thread from Park. Any goroutine may call it.
+func (t *Thread) Unpark() { C.wsgo_worker_unpark(t.w) }
 
 // Close frees the thread's Python state. The Thread must not be used again.
 func (t *Thread) Close() {

@@ -11,6 +11,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <semaphore.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -331,6 +332,7 @@ struct wsgo_worker {
 	PyObject *iter;    /* strong: iter(result) for WSGO_ITER */
 	PyObject *chunk;   /* strong: the chunk Go is writing */
 	unsigned long ident; /* the OS thread's id, as threading.get_ident() gives it */
+	sem_t wake;        /* posted by wsgo_worker_unpark */
 	int interrupted;   /* RequestTimeoutException was sent during this request */
 	wsgo_result res;
 	char *hdrbuf;      /* malloc: packed headers for Go */
@@ -1100,10 +1102,6 @@ static void acquire(wsgo_worker *w)
 	}
 }
 
-void wsgo_worker_acquire_gil(wsgo_worker *w)
-{
-	acquire(w);
-}
 
 void wsgo_worker_release_gil(wsgo_worker *w)
 {
@@ -1125,6 +1123,7 @@ wsgo_worker *wsgo_worker_new(int id)
 		return NULL;
 	w->id = id;
 	w->ident = PyThread_get_thread_ident();
+	sem_init(&w->wake, 0, 0);
 	w->ts = PyThreadState_New(main_ts->interp);
 	return w;
 }
@@ -1190,13 +1189,33 @@ int wsgo_worker_finish(wsgo_worker *w)
 }
 
 /* Finishes the current request and releases the GIL, before the worker waits. */
-void wsgo_worker_idle(wsgo_worker *w)
+static void idle(wsgo_worker *w)
 {
 	if (w->pending) {
 		acquire(w);
 		finish_locked(w);
 	}
 	wsgo_worker_release_gil(w);
+}
+
+/*
+ * Finishes the current request, releases the GIL and sleeps until
+ * wsgo_worker_unpark (an unpark that came first counts), then takes the GIL
+ * again. Waiting here rather than in Go means a wake-up is one futex wake
+ * of this thread, not a hand-over through Go's scheduler.
+ */
+void wsgo_worker_park(wsgo_worker *w)
+{
+	idle(w);
+	while (sem_wait(&w->wake) != 0 && errno == EINTR)
+		;
+	acquire(w);
+}
+
+/* Wakes the worker from wsgo_worker_park. Any thread; no GIL needed. */
+void wsgo_worker_unpark(wsgo_worker *w)
+{
+	sem_post(&w->wake);
 }
 
 /* Frees the worker and its thread state. Called on its own thread. */
@@ -1206,6 +1225,7 @@ void wsgo_worker_free(wsgo_worker *w)
 	finish_locked(w);
 	PyThreadState_Clear(w->ts);
 	PyThreadState_DeleteCurrent(); /* also releases the GIL */
+	sem_destroy(&w->wake);
 	free(w->hdrbuf);
 	free(w->chunks);
 	free(w);

@@ -86,9 +86,9 @@ const char *wsgo_python_version(void);
 wsgo_worker *wsgo_worker_new(int id);
 void wsgo_worker_free(wsgo_worker *w);
 wsgo_result *wsgo_worker_result(wsgo_worker *w);
-void wsgo_worker_acquire_gil(wsgo_worker *w);
 void wsgo_worker_release_gil(wsgo_worker *w);
-void wsgo_worker_idle(wsgo_worker *w);
+void wsgo_worker_park(wsgo_worker *w);
+void wsgo_worker_unpark(wsgo_worker *w);
 wsgo_result *wsgo_worker_run(wsgo_worker *w, uint64_t reqid, const char *req,
 	int64_t body_buffered, int body_more);
 int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out);

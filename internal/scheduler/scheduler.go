@@ -26,12 +26,16 @@ type Queue[T any] struct {
 
 // Waiter is one worker's place in the queue's idle list.
 type Waiter struct {
-	wake  chan struct{}
-	woken bool // set by the queue when it wakes this worker
+	park   func()
+	unpark func()
+	woken  bool // set by the queue when it wakes this worker
 }
 
-// NewWaiter returns the Waiter a worker uses for every Wait.
-func NewWaiter() *Waiter { return &Waiter{wake: make(chan struct{}, 1)} }
+// NewWaiter returns the Waiter a worker uses for every Wait. park blocks
+// the worker until unpark is called; an unpark that comes first must make
+// the next park return at once (a semaphore, or a channel of one). The
+// queue never calls them with its lock held.
+func NewWaiter(park, unpark func()) *Waiter { return &Waiter{park: park, unpark: unpark} }
 
 // Submit queues job and wakes a worker if none is already on its way. It
 // reports false when the queue is closed.
@@ -45,7 +49,7 @@ func (q *Queue[T]) Submit(job T) bool {
 	w := q.wakeLocked()
 	q.mu.Unlock()
 	if w != nil {
-		w.wake <- struct{}{}
+		w.unpark()
 	}
 	return true
 }
@@ -78,7 +82,7 @@ func (q *Queue[T]) TryTake(w *Waiter) (job T, ok bool) {
 	}
 	q.mu.Unlock()
 	if next != nil {
-		next.wake <- struct{}{}
+		next.unpark()
 	}
 	return job, ok
 }
@@ -103,7 +107,7 @@ func (q *Queue[T]) Wait(w *Waiter) bool {
 	}
 	q.idle = append(q.idle, w)
 	q.mu.Unlock()
-	<-w.wake
+	w.park()
 	return true
 }
 
@@ -144,7 +148,7 @@ func (q *Queue[T]) Close() {
 	}
 	q.mu.Unlock()
 	for _, w := range idle {
-		w.wake <- struct{}{}
+		w.unpark()
 	}
 }
 

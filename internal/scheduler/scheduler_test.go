@@ -26,9 +26,15 @@ func TestRingKeepsOrderAcrossGrowth(t *testing.T) {
 	}
 }
 
+// chanWaiter is a Waiter parked on a channel of one.
+func chanWaiter() (*Waiter, chan struct{}) {
+	wake := make(chan struct{}, 1)
+	return NewWaiter(func() { <-wake }, func() { wake <- struct{}{} }), wake
+}
+
 func TestFIFO(t *testing.T) {
 	q := &Queue[int]{}
-	w := NewWaiter()
+	w, _ := chanWaiter()
 	for i := 0; i < 100; i++ {
 		q.Submit(i)
 	}
@@ -48,30 +54,36 @@ func TestFIFO(t *testing.T) {
 // while more wait wakes the next.
 func TestWakesOneWorkerAtATime(t *testing.T) {
 	q := &Queue[int]{}
-	waiters := []*Waiter{NewWaiter(), NewWaiter(), NewWaiter()}
+	var waiters []*Waiter
+	var wakes []chan struct{}
+	for i := 0; i < 3; i++ {
+		w, wake := chanWaiter()
+		waiters = append(waiters, w)
+		wakes = append(wakes, wake)
+	}
 	q.idle = append(q.idle, waiters...)
 
 	q.Submit(1)
 	q.Submit(2)
 	q.Submit(3)
-	woken := countWoken(waiters)
+	woken := countWoken(wakes)
 	if woken != 1 || q.searching != 1 {
 		t.Fatalf("after a burst of 3: %d woken, %d searching; want 1, 1", woken, q.searching)
 	}
-	first := waiters[len(waiters)-1] // most recently idle goes first
-	<-first.wake
-	if _, ok := q.TryTake(first); !ok {
+	// The most recently idle worker goes first.
+	<-wakes[2]
+	if _, ok := q.TryTake(waiters[2]); !ok {
 		t.Fatal("woken worker found no job")
 	}
-	if woken := countWoken(waiters[:2]); woken != 1 {
+	if woken := countWoken(wakes[:2]); woken != 1 {
 		t.Fatalf("taking with jobs left woke %d more workers, want 1", woken)
 	}
 }
 
-func countWoken(ws []*Waiter) int {
+func countWoken(wakes []chan struct{}) int {
 	n := 0
-	for _, w := range ws {
-		if len(w.wake) > 0 {
+	for _, w := range wakes {
+		if len(w) > 0 {
 			n++
 		}
 	}
@@ -88,7 +100,7 @@ func TestCloseDrainsThenStops(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := NewWaiter()
+			w, _ := chanWaiter()
 			for {
 				job, ok := q.TryTake(w)
 				if !ok {

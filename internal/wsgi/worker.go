@@ -72,19 +72,18 @@ func (p *Pool) Wait() {
 func (p *Pool) run(i int, ready *sync.WaitGroup) {
 	defer p.wg.Done()
 	runtime.LockOSThread()
-	w := &worker{thread: python.NewThread(), waiter: scheduler.NewWaiter(), log: p.log}
+	thread := python.NewThread()
+	// Parking takes the GIL again before the worker looks for a job, so
+	// that a job never waits on a worker that is itself waiting for the GIL.
+	w := &worker{thread: thread, waiter: scheduler.NewWaiter(thread.Park, thread.Unpark), log: p.log}
 	p.workers[i] = w
 	ready.Done()
 	for {
 		ex, ok := p.queue.TryTake(w.waiter)
 		if !ok {
-			w.thread.Idle()
 			if !p.queue.Wait(w.waiter) {
 				break
 			}
-			// Take the GIL before taking a job, so that a job never waits on a
-			// worker that is itself waiting for the GIL.
-			w.thread.AcquireGIL()
 			continue
 		}
 		if p.timeout > 0 && time.Since(ex.Queued) >= p.timeout {
