@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"wsgo/internal/procstat"
 )
 
 // config holds the flags and the paths derived from them.
@@ -227,7 +229,7 @@ type result struct {
 	Wrk     wrkResult
 	Err     error
 	// IdleMem is wsgo's memory a second after the hello load (hello only).
-	IdleMem *memStatus
+	IdleMem *procstat.Memory
 }
 
 // report gathers everything BENCHMARKS.md shows.

@@ -5,13 +5,15 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"wsgo/internal/procstat"
 )
 
 // memPoint is wsgo's memory at one point of the memory measurement.
 type memPoint struct {
 	Label    string
 	Requests int64 // hello requests completed so far (by wrk's count)
-	Mem      memStatus
+	Mem      procstat.Memory
 }
 
 // stopMarker is the line bench/stopafter.lua prints when it has reached its

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"wsgo/internal/procstat"
 )
 
 // A server is one WSGI server configuration under test. Every configuration
@@ -334,31 +335,11 @@ func (p *proc) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// memStatus holds a process's resident set size and its peak, in KiB.
-type memStatus struct{ RSS, HWM int64 }
-
-// readMem reads VmRSS and VmHWM from /proc/PID/status.
-func readMem(pid int) (memStatus, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return memStatus{}, err
+// readMem reads the memory figures of the process that serves: for wsgo,
+// its (single) worker process rather than the supervisor that started it.
+func readMem(pid int) (procstat.Memory, error) {
+	if kids, err := procstat.Children(pid); err == nil && len(kids) == 1 {
+		pid = kids[0]
 	}
-	var m memStatus
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			m.RSS = v
-		case "VmHWM:":
-			m.HWM = v
-		}
-	}
-	if m.RSS == 0 {
-		return m, errors.New("no VmRSS in /proc status")
-	}
-	return m, nil
+	return procstat.ReadMemory(pid)
 }

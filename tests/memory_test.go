@@ -5,33 +5,27 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"wsgo/internal/procstat"
 )
 
-// rssKB reads the resident set size of pid from /proc.
-func rssKB(t testing.TB, pid int) int {
+// workerRSSKB reads the resident set size of the server's worker process
+// (the one that runs Python), not of the supervisor that started it.
+func workerRSSKB(t testing.TB, s *server) int64 {
 	t.Helper()
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	kids, err := procstat.Children(s.PID())
+	if err != nil || len(kids) != 1 {
+		t.Fatalf("want one worker process under the supervisor, found %v (%v)", kids, err)
+	}
+	m, err := procstat.ReadMemory(kids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			if err != nil {
-				t.Fatalf("parsing %q: %v", line, err)
-			}
-			return kb
-		}
-	}
-	t.Fatal("no VmRSS in /proc/PID/status")
-	return 0
+	return m.RSS
 }
 
 // TestMemoryStable sends many small requests and checks the server's RSS
@@ -82,9 +76,9 @@ func TestMemoryStable(t *testing.T) {
 
 	start := time.Now()
 	send(5000)
-	warm := rssKB(t, s.PID())
+	warm := workerRSSKB(t, s)
 	send(15000)
-	end := rssKB(t, s.PID())
+	end := workerRSSKB(t, s)
 	t.Logf("RSS after 5,000 requests: %d kB, after 20,000: %d kB (%v, %d connections)", warm, end, time.Since(start), dials.Load())
 	if growth := end - warm; growth > 8*1024 {
 		t.Errorf("RSS grew by %d kB over 15,000 requests after warm-up, want < 8 MB", growth)

@@ -8,6 +8,7 @@
 package accesslog
 
 import (
+	"bytes"
 	"io"
 	"strconv"
 	"sync"
@@ -118,9 +119,7 @@ func (l *Logger) Flush() {
 	b := l.buf
 	l.buf = l.spare[:0]
 	l.mu.Unlock()
-	if len(b) > 0 {
-		l.out.Write(b) //nolint:errcheck // nowhere better to report a failing log
-	}
+	writeLines(l.out, b)
 	l.spare = b
 }
 
@@ -142,6 +141,27 @@ func (l *Logger) flushLoop() {
 		case <-l.stop:
 			return
 		}
+	}
+}
+
+// atomicWrite is the most a write(2) to a pipe may carry and still not be
+// interleaved with another process's writes (PIPE_BUF on Linux). Worker
+// processes share stdout, so lines are written in runs no longer than this.
+const atomicWrite = 4096
+
+// writeLines writes b, whole lines at a time, in runs of at most
+// atomicWrite bytes (a longer line goes alone).
+func writeLines(out io.Writer, b []byte) {
+	for len(b) > 0 {
+		n := len(b)
+		if n > atomicWrite {
+			n = bytes.LastIndexByte(b[:atomicWrite], '\n') + 1
+			if n == 0 {
+				n = bytes.IndexByte(b, '\n') + 1
+			}
+		}
+		out.Write(b[:n]) //nolint:errcheck // nowhere better to report a failing log
+		b = b[n:]
 	}
 }
 

@@ -44,3 +44,31 @@ func TestLineFormat(t *testing.T) {
 		t.Error("a header value split a line")
 	}
 }
+
+// recordWrites keeps each Write as it came.
+type recordWrites struct{ writes []string }
+
+func (r *recordWrites) Write(p []byte) (int, error) {
+	r.writes = append(r.writes, string(p))
+	return len(p), nil
+}
+
+func TestWritesAreWholeLinesWithinPipeBuf(t *testing.T) {
+	line := strings.Repeat("x", 99) + "\n"
+	long := strings.Repeat("y", 5000) + "\n"
+	var w recordWrites
+	writeLines(&w, []byte(strings.Repeat(line, 100)+long+line))
+	total := 0
+	for _, s := range w.writes {
+		total += len(s)
+		if !strings.HasSuffix(s, "\n") {
+			t.Errorf("a write ends mid-line: ...%q", s[max(0, len(s)-10):])
+		}
+		if len(s) > atomicWrite && s != long {
+			t.Errorf("a write of %d bytes holds more than one line and exceeds %d", len(s), atomicWrite)
+		}
+	}
+	if total != 100*len(line)+len(long)+len(line) {
+		t.Errorf("wrote %d bytes in all", total)
+	}
+}

@@ -16,6 +16,7 @@ import (
 type Config struct {
 	Module      string
 	HTTPSocket  string
+	Processes   int
 	Workers     int
 	Chdir       string
 	PythonPath  []string
@@ -50,6 +51,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("wsgo", flag.ContinueOnError)
 	fs.StringVar(&c.Module, "module", "", "Python module to serve, as NAME or NAME:CALLABLE (default callable: application, then app)")
 	fs.StringVar(&c.HTTPSocket, "http-socket", "127.0.0.1:8000", "HOST:PORT to serve HTTP on (port 0 picks a free one)")
+	fs.IntVar(&c.Processes, "processes", 1, "worker processes, each with its own interpreter and --workers threads")
 	fs.IntVar(&c.Workers, "workers", 16, "Python worker threads per process")
 	fs.StringVar(&c.Chdir, "chdir", "", "change to this directory before importing the module")
 	fs.Var(listFlag{&c.PythonPath}, "pythonpath", "add a directory to the front of sys.path (repeatable)")
@@ -90,6 +92,8 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 		return nil, errors.New("--module is required, e.g. --module wsgi_app")
 	case c.Workers < 1:
 		return nil, fmt.Errorf("--workers must be at least 1, not %d", c.Workers)
+	case c.Processes < 1:
+		return nil, fmt.Errorf("--processes must be at least 1, not %d", c.Processes)
 	case c.MaxBodySize < 0:
 		return nil, fmt.Errorf("--max-body-size must not be negative")
 	case c.RequestTimeout < 0:

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"wsgo/internal/accesslog"
@@ -33,6 +34,10 @@ const (
 	// MaxHeaderBytes bounds the request line and headers together; beyond
 	// it the client gets 431.
 	MaxHeaderBytes = 64 << 10
+	// drainGrace is how long a stopping server waits for keep-alive
+	// connections to bring one more request (answered with "Connection:
+	// close") before closing those still idle.
+	drainGrace = time.Second
 )
 
 // Handler is the http.Handler that feeds the scheduler.
@@ -42,14 +47,24 @@ type Handler struct {
 	// larger ones get 413 without the app being called.
 	MaxBodySize int64
 	Access      *accesslog.Logger
+
+	draining atomic.Bool
 }
 
 type localAddrKey struct{}
 
-// NewServer returns an http.Server for h with wsgo's time limits. Each
+// Server is the HTTP server of a worker process.
+type Server struct {
+	http    *http.Server
+	handler *Handler
+	conns   atomic.Int64 // open connections
+}
+
+// NewServer returns a Server for h with wsgo's time limits. Each
 // connection's local address is formatted once, for SERVER_NAME/PORT.
-func NewServer(h http.Handler, errorLog *slog.Logger) *http.Server {
-	return &http.Server{
+func NewServer(h *Handler, errorLog *slog.Logger) *Server {
+	s := &Server{handler: h}
+	s.http = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: headerTimeout,
 		WriteTimeout:      writeTimeout,
@@ -59,12 +74,57 @@ func NewServer(h http.Handler, errorLog *slog.Logger) *http.Server {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, localAddrKey{}, c.LocalAddr().String())
 		},
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateNew:
+				s.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.conns.Add(-1)
+			}
+		},
 	}
+	return s
+}
+
+// Serve accepts connections on ln until Drain.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if s.handler.draining.Load() {
+		return nil
+	}
+	return err
+}
+
+// Drain stops the server without the keep-alive race. Closing an idle
+// keep-alive connection races with a client that is sending on it at that
+// moment, and the client sees an error. So Drain stops accepting, answers
+// every further request with "Connection: close" so that busy connections
+// end cleanly after their next response, waits a moment for that, and only
+// then closes what is still idle and waits for running requests (until ctx
+// ends).
+func (s *Server) Drain(ctx context.Context, ln net.Listener) error {
+	s.handler.draining.Store(true)
+	ln.Close()
+	grace := time.NewTimer(drainGrace)
+	defer grace.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for s.conns.Load() > 0 {
+		select {
+		case <-grace.C:
+			return s.http.Shutdown(ctx)
+		case <-poll.C:
+		}
+	}
+	return s.http.Shutdown(ctx)
 }
 
 // ServeHTTP queues the request for a worker and waits until it is answered.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if h.draining.Load() {
+		w.Header()["Connection"] = []string{"close"}
+	}
 	local, _ := r.Context().Value(localAddrKey{}).(string)
 	ex := wsgi.NewExchange(w, r, local)
 	if status := h.bufferBody(ex); status != 0 {
@@ -120,7 +180,7 @@ func (h *Handler) bufferBody(ex *wsgi.Exchange) int {
 		r.Body = http.MaxBytesReader(ex.W, r.Body, h.MaxBodySize)
 	}
 	_ = http.NewResponseController(ex.W).SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	body, more, err := readUpTo(r.Body, r.ContentLength, wsgi.BufferedBodySize)
+	body, more, err := readUpTo(ex, r.Body, r.ContentLength, wsgi.BufferedBodySize)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
@@ -135,20 +195,17 @@ func (h *Handler) bufferBody(ex *wsgi.Exchange) int {
 }
 
 // readUpTo reads the first limit bytes of a body of the given length (-1:
-// unknown), and reports whether more may follow.
-func readUpTo(body io.Reader, length int64, limit int) ([]byte, bool, error) {
+// unknown) into ex's body buffer, and reports whether more may follow.
+func readUpTo(ex *wsgi.Exchange, body io.Reader, length int64, limit int) ([]byte, bool, error) {
 	if length >= 0 {
 		n := min(length, int64(limit))
-		buf := make([]byte, n)
+		buf := ex.BodyBuffer(int(n))
 		_, err := io.ReadFull(body, buf)
 		return buf, length > n, err
 	}
-	buf := make([]byte, 0, 16<<10)
+	buf := ex.BodyBuffer(limit)[:0]
 	for len(buf) < limit {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := body.Read(buf[len(buf):min(cap(buf), limit)])
+		n, err := body.Read(buf[len(buf):limit])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			return buf, false, nil

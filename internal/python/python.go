@@ -266,10 +266,12 @@ func (t *Thread) Run(id uint64, conn Conn, bodyBuffered int64, more bool) Result
 
 // Next pulls the next body chunk of an Iter result. It returns the chunk
 // (valid until the next call) and true, or nil and false at the end; err is
-// set when the app failed (the traceback has been printed).
-func (t *Thread) Next() (chunk []byte, ok bool, err error) {
+// set when the app failed (the traceback has been printed). With release,
+// a chunk comes back with the GIL released, ready to be written to a
+// client that may be slow.
+func (t *Thread) Next(release bool) (chunk []byte, ok bool, err error) {
 	var c C.wsgo_chunk
-	switch C.wsgo_worker_next(t.w, &c) {
+	switch C.wsgo_worker_next(t.w, &c, cBool(release)) {
 	case 1:
 		return unsafe.Slice((*byte)(unsafe.Pointer(c.data)), int(c.len)), true, nil
 	case 0:

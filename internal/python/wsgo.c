@@ -1390,9 +1390,11 @@ wsgo_result *wsgo_worker_run(wsgo_worker *w, uint64_t reqid, const char *req,
  * Pulls the next chunk of a WSGO_ITER response into out. Returns 1 with a
  * chunk (owned by the worker until the next call), 0 at the end, or -1 when
  * the app failed (printed). Headers, once start_response has been called,
- * are packed into the worker's result for Go. Returns holding the GIL.
+ * are packed into the worker's result for Go. Returns holding the GIL,
+ * except after a chunk when release is set: then Go is about to write it
+ * to the client, which may block, and the release saves it a call.
  */
-int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out)
+int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out, int release)
 {
 	PyObject *item;
 	acquire(w);
@@ -1428,5 +1430,7 @@ int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out)
 	out->data = PyBytes_AS_STRING(item);
 	out->len = (size_t)PyBytes_GET_SIZE(item);
 	pack_headers_locked(w);
+	if (release)
+		wsgo_worker_release_gil(w);
 	return 1;
 }

@@ -91,7 +91,7 @@ void wsgo_worker_park(wsgo_worker *w);
 void wsgo_worker_unpark(wsgo_worker *w);
 wsgo_result *wsgo_worker_run(wsgo_worker *w, uint64_t reqid, const char *req,
 	int64_t body_buffered, int body_more);
-int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out);
+int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out, int release);
 int wsgo_worker_finish(wsgo_worker *w);
 int wsgo_worker_interrupt(wsgo_worker *self, wsgo_worker *target, uint64_t reqid);
 

@@ -52,6 +52,7 @@ type Exchange struct {
 	Aborted bool
 
 	bodyPos      int
+	bodyBuf      *[]byte // Body's pooled backing array, if any
 	bodyTooLarge bool
 	declared     int64 // Content-Length the app set, or -1
 	flusher      *http.ResponseController
@@ -71,8 +72,40 @@ func (ex *Exchange) Done() <-chan struct{} { return ex.done }
 
 // Release returns a done exchange for reuse; it must not be used after.
 func (ex *Exchange) Release() {
+	if ex.bodyBuf != nil {
+		bodyPools[poolClass(cap(*ex.bodyBuf))].Put(ex.bodyBuf)
+	}
 	*ex = Exchange{done: ex.done}
 	exchanges.Put(ex)
+}
+
+// Body buffers are pooled by size class, powers of two from 4 KiB to
+// BufferedBodySize, so that a steady stream of uploads does not keep the
+// garbage collector busy with a fresh buffer each.
+const minBodyClass = 12 // 4 KiB
+
+var bodyPools [21 - minBodyClass]sync.Pool // up to 1 MiB (1<<20)
+
+// poolClass is the index of the smallest class holding n bytes.
+func poolClass(n int) int {
+	c := 0
+	for 1<<(c+minBodyClass) < n {
+		c++
+	}
+	return c
+}
+
+// BodyBuffer returns a buffer of length n (at most BufferedBodySize) for
+// the request body, which Release recycles.
+func (ex *Exchange) BodyBuffer(n int) []byte {
+	c := poolClass(n)
+	bp, _ := bodyPools[c].Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 1<<(c+minBodyClass))
+		bp = &b
+	}
+	ex.bodyBuf = bp
+	return (*bp)[:n]
 }
 
 // finish hands the exchange back to the front. Nothing of it may be

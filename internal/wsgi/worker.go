@@ -299,8 +299,14 @@ func (w *worker) sendChunks(res python.Result) {
 // sendIter streams an iterable response as the app produces it.
 func (w *worker) sendIter(res python.Result) {
 	ex := w.ex
+	if res.Status() != 0 {
+		ex.declared = declaredLength(res) // known before the first chunk
+	}
 	for {
-		chunk, ok, err := w.thread.Next()
+		// A body declared small enough to stay in memory is written with the
+		// GIL kept; anything else may reach the socket, so Next lets go of it.
+		smallBody := ex.declared >= 0 && ex.declared <= inMemoryBody
+		chunk, ok, err := w.thread.Next(!smallBody)
 		if err != nil {
 			w.fail(res)
 			break
@@ -316,11 +322,8 @@ func (w *worker) sendIter(res python.Result) {
 			break
 		}
 		// Once the declared length is reached the response is complete: the
-		// front flushes it, and a small one never leaves memory here.
+		// front flushes it.
 		complete := ex.declared >= 0 && ex.Written+int64(len(chunk)) >= ex.declared
-		if !complete || ex.Written+int64(len(chunk)) > inMemoryBody {
-			w.thread.ReleaseGIL()
-		}
 		if !w.write(chunk) {
 			break
 		}
@@ -424,8 +427,8 @@ func (w *worker) sendHeaders(res python.Result, length int64) bool {
 		key := canonicalHeader(name)
 		switch key {
 		case "Content-Length":
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 {
+			n, ok := parseLength(value)
+			if !ok {
 				w.log.Warn("app sent an invalid Content-Length; ignored", "value", string(value))
 				return
 			}
@@ -451,6 +454,24 @@ func (w *worker) sendHeaders(res python.Result, length int64) bool {
 	res.MarkHeadersSent()
 	ex.Status = status
 	return true
+}
+
+// declaredLength is the app's Content-Length among res's headers, or -1.
+func declaredLength(res python.Result) int64 {
+	n := int64(-1)
+	res.Headers(func(name, value []byte) {
+		if canonicalHeader(name) == "Content-Length" {
+			if v, ok := parseLength(value); ok {
+				n = v
+			}
+		}
+	})
+	return n
+}
+
+func parseLength(value []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(value), 10, 64)
+	return n, err == nil && n >= 0
 }
 
 // commonHeaders maps header names, as apps usually spell them, to their

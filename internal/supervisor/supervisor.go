@@ -1,0 +1,476 @@
+// Package supervisor is the process the user starts. It owns the listening
+// sockets, starts the worker processes (this same binary, run again),
+// replaces any that exits, reloads them all on SIGHUP without dropping a
+// connection, and stops them on SIGTERM or SIGINT.
+//
+// It never starts Python, so nothing an app does can take it down, and it
+// knows nothing of HTTP: a worker tells it only "ready" and "recycle me"
+// over a pipe. Each worker slot has its own SO_REUSEPORT socket on the same
+// address, so the kernel spreads connections across the slots; the
+// supervisor keeps every socket open, so a connection queued on one while
+// its worker restarts waits for the replacement instead of being reset.
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config says what to supervise.
+type Config struct {
+	Processes int
+	Addr      string   // HOST:PORT; port 0 picks one for every slot
+	Args      []string // the worker's command line, without the program
+	// ShutdownTimeout is how long workers may take to finish their
+	// requests after SIGTERM before they are killed.
+	ShutdownTimeout time.Duration
+	// ReadyTimeout bounds how long a new worker may take to import the app
+	// and start accepting.
+	ReadyTimeout time.Duration
+	// Watch, when set, is called every second; a true result reloads the
+	// workers as SIGHUP does (for --reload).
+	Watch func() bool
+	Log   *slog.Logger
+	// Ready is called once, when the first workers all accept.
+	Ready func(addr net.Addr)
+}
+
+// Restart back-off: a worker that ran at least stableUptime is replaced at
+// once; one that keeps dying waits twice as long each time, up to
+// maxBackoff, so that an app that crashes on start does not spin the CPU.
+const (
+	stableUptime = 10 * time.Second
+	firstBackoff = 250 * time.Millisecond
+	maxBackoff   = 10 * time.Second
+)
+
+// worker is one worker process.
+type worker struct {
+	slot, gen int
+	cmd       *exec.Cmd
+	started   time.Time
+	ready     bool
+	stopping  bool // sent SIGTERM by us: its exit is expected
+}
+
+// event is what the goroutines watching workers report to the main loop.
+type event struct {
+	w      *worker
+	kind   string // msgReady, msgRecycle, or "exit"
+	detail string
+	err    error
+}
+
+// slot is one socket and the worker serving it.
+type slot struct {
+	id        int
+	socket    *os.File
+	current   *worker
+	next      *worker // a replacement starting up, not yet accepting
+	failures  int
+	restartAt time.Time // when a dead worker is due to be replaced
+}
+
+type supervisor struct {
+	cfg      Config
+	exe      string
+	slots    []*slot
+	gen      int
+	reload   *reload // the reload in progress, if any
+	draining map[*worker]bool
+	events   chan event
+	started  bool // the first generation has all become ready
+	addr     net.Addr
+}
+
+// reload is a set of replacement workers that take over together: the old
+// ones are stopped only once every new one accepts, and if any new one
+// fails, all of them are stopped and the old ones keep serving.
+type reload struct {
+	reason  string
+	workers map[*worker]bool
+	waiting int
+	started time.Time
+}
+
+// Run supervises until SIGTERM or SIGINT, and returns the exit status.
+func Run(cfg Config) int {
+	exe, err := os.Executable()
+	if err != nil {
+		cfg.Log.Error("cannot find this program to start workers", "err", err)
+		return 1
+	}
+	s := &supervisor{cfg: cfg, exe: exe, draining: map[*worker]bool{}, events: make(chan event, 64)}
+	if err := s.listen(); err != nil {
+		fmt.Fprintf(os.Stderr, "wsgo: --http-socket: %v\n", err)
+		return 1
+	}
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	for _, sl := range s.slots {
+		if sl.current, err = s.start(sl); err != nil {
+			cfg.Log.Error("cannot start a worker process", "err", err)
+			return 1
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	restart := time.NewTimer(time.Hour)
+	defer restart.Stop()
+	for {
+		select {
+		case sig := <-signals:
+			switch sig {
+			case syscall.SIGHUP:
+				s.startReload("SIGHUP")
+			case syscall.SIGUSR1, syscall.SIGUSR2:
+				s.signalAll(sig)
+			default:
+				cfg.Log.Info("shutting down", "signal", sig.String())
+				return s.shutdown(0)
+			}
+		case ev := <-s.events:
+			if status, done := s.handle(ev); done {
+				return s.shutdown(status)
+			}
+		case <-tick.C:
+			if cfg.Watch != nil && s.started && cfg.Watch() {
+				s.startReload("a watched file changed")
+			}
+			s.checkReloadTimeout()
+		case <-restart.C:
+		}
+		s.restartDue()
+		restart.Reset(s.untilNextRestart())
+	}
+}
+
+// listen opens one SO_REUSEPORT socket per slot on the same address.
+func (s *supervisor) listen() error {
+	addr := s.cfg.Addr
+	for i := 0; i < s.cfg.Processes; i++ {
+		f, a, err := listenReusePort(addr)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			s.addr, addr = a, a.String() // port 0 resolved: the others share it
+		}
+		s.slots = append(s.slots, &slot{id: i + firstSlotID, socket: f})
+	}
+	return nil
+}
+
+func listenReusePort(addr string) (*os.File, net.Addr, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	return f, ln.Addr(), err
+}
+
+// start runs a worker process for sl.
+func (s *supervisor) start(sl *slot) (*worker, error) {
+	s.gen = max(s.gen, 1)
+	r, wpipe, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{slot: sl.id, gen: s.gen, started: time.Now()}
+	w.cmd = exec.Command(s.exe, s.cfg.Args...)
+	w.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d:%d", workerEnv, sl.id, s.gen, s.cfg.Processes))
+	w.cmd.Stdin = nil
+	w.cmd.Stdout = os.Stdout
+	w.cmd.Stderr = os.Stderr
+	w.cmd.ExtraFiles = []*os.File{sl.socket, wpipe}
+	// If the supervisor dies without stopping its workers, they stop too.
+	// (The signal follows the thread that started them: Run's, which is
+	// the locked main thread.)
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	err = w.cmd.Start()
+	wpipe.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	go s.watch(w, r)
+	return w, nil
+}
+
+// watch relays a worker's control messages and its exit to the main loop.
+func (s *supervisor) watch(w *worker, control *os.File) {
+	lines := bufio.NewScanner(control)
+	for lines.Scan() {
+		kind, detail, _ := strings.Cut(lines.Text(), " ")
+		s.events <- event{w: w, kind: kind, detail: detail}
+	}
+	control.Close()
+	err := w.cmd.Wait() // reaps it: no zombies
+	s.events <- event{w: w, kind: "exit", err: err}
+}
+
+// handle applies one event. It reports an exit status and true when the
+// supervisor must stop (the first workers could not start).
+func (s *supervisor) handle(ev event) (int, bool) {
+	w, sl := ev.w, s.slots[ev.w.slot-firstSlotID]
+	switch ev.kind {
+	case msgReady:
+		w.ready = true
+		s.workerReady(w, sl)
+	case msgRecycle:
+		if sl.current == w && s.reload == nil {
+			s.cfg.Log.Info("recycling a worker process", "process", w.slot, "pid", w.cmd.Process.Pid, "reason", ev.detail)
+			s.beginReload("recycle: "+ev.detail, []*slot{sl})
+		}
+	case "exit":
+		return s.workerExited(w, sl, ev.err)
+	}
+	return 0, false
+}
+
+func (s *supervisor) workerReady(w *worker, sl *slot) {
+	if !s.started {
+		for _, other := range s.slots {
+			if other.current == nil || !other.current.ready {
+				return
+			}
+		}
+		s.started = true
+		s.cfg.Ready(s.addr)
+		return
+	}
+	if s.reload != nil && s.reload.workers[w] {
+		s.reload.waiting--
+		if s.reload.waiting == 0 {
+			s.finishReload()
+		}
+	}
+}
+
+func (s *supervisor) workerExited(w *worker, sl *slot, err error) (int, bool) {
+	status := exitStatus(err)
+	wasDraining, wasCurrent, wasNext := s.draining[w], sl.current == w, sl.next == w
+	delete(s.draining, w)
+	if wasCurrent {
+		sl.current = nil
+	}
+	if wasNext {
+		sl.next = nil
+	}
+	switch {
+	case wasDraining:
+	case !s.started:
+		// The first generation failed to start (the app did not import, say):
+		// its own output says why.
+		s.cfg.Log.Error("a worker process exited before it was ready; stopping", "process", w.slot, "status", status)
+		return max(status, 1), true
+	case wasNext:
+		s.cfg.Log.Error("reload failed: a new worker process exited before it was ready; the old ones keep serving",
+			"process", w.slot, "status", status, "reason", s.reload.reason)
+		s.abortReload()
+	case wasCurrent:
+		if time.Since(w.started) >= stableUptime {
+			sl.failures = 0
+		}
+		delay := time.Duration(0)
+		if sl.failures > 0 {
+			delay = min(firstBackoff<<(sl.failures-1), maxBackoff)
+		}
+		sl.failures++
+		sl.restartAt = time.Now().Add(delay)
+		s.cfg.Log.Error("worker process exited; replacing it", "process", w.slot, "pid", w.cmd.Process.Pid,
+			"status", describeExit(err), "in", delay)
+	}
+	return 0, false
+}
+
+// restartDue starts replacements for dead workers whose back-off is over.
+func (s *supervisor) restartDue() {
+	for _, sl := range s.slots {
+		if sl.current != nil || sl.restartAt.IsZero() || time.Now().Before(sl.restartAt) {
+			continue
+		}
+		w, err := s.start(sl)
+		if err != nil {
+			s.cfg.Log.Error("cannot start a worker process", "process", sl.id, "err", err)
+			sl.restartAt = time.Now().Add(maxBackoff)
+			continue
+		}
+		sl.current, sl.restartAt = w, time.Time{}
+	}
+}
+
+func (s *supervisor) untilNextRestart() time.Duration {
+	next := time.Hour
+	for _, sl := range s.slots {
+		if sl.current == nil && !sl.restartAt.IsZero() {
+			next = min(next, max(time.Until(sl.restartAt), time.Millisecond))
+		}
+	}
+	return next
+}
+
+// startReload replaces every worker, as SIGHUP asks.
+func (s *supervisor) startReload(reason string) {
+	if s.reload != nil || !s.started {
+		s.cfg.Log.Warn("reload not started: one is already under way, or start-up is not finished", "reason", reason)
+		return
+	}
+	s.cfg.Log.Info("reloading: starting a new generation of workers", "reason", reason)
+	s.beginReload(reason, s.slots)
+}
+
+func (s *supervisor) beginReload(reason string, slots []*slot) {
+	s.gen++
+	r := &reload{reason: reason, workers: map[*worker]bool{}, started: time.Now()}
+	for _, sl := range slots {
+		w, err := s.start(sl)
+		if err != nil {
+			s.cfg.Log.Error("cannot start a worker process", "process", sl.id, "err", err)
+			continue
+		}
+		sl.next = w
+		r.workers[w] = true
+		r.waiting++
+	}
+	s.reload = r
+	if r.waiting == 0 {
+		s.reload = nil
+	}
+}
+
+// finishReload puts the new workers in place and stops the old ones.
+func (s *supervisor) finishReload() {
+	for _, sl := range s.slots {
+		if sl.next == nil || !s.reload.workers[sl.next] {
+			continue
+		}
+		if old := sl.current; old != nil {
+			s.stop(old)
+		}
+		sl.current, sl.next = sl.next, nil
+		sl.failures = 0
+	}
+	s.cfg.Log.Info("reload done", "reason", s.reload.reason, "generation", s.gen,
+		"took", time.Since(s.reload.started).Round(time.Millisecond))
+	s.reload = nil
+}
+
+// abortReload stops the new workers of a failed reload.
+func (s *supervisor) abortReload() {
+	for _, sl := range s.slots {
+		if sl.next != nil && s.reload.workers[sl.next] {
+			s.stop(sl.next)
+			sl.next = nil
+		}
+	}
+	s.reload = nil
+}
+
+func (s *supervisor) checkReloadTimeout() {
+	if s.reload != nil && time.Since(s.reload.started) > s.cfg.ReadyTimeout {
+		s.cfg.Log.Error("reload failed: new workers did not start accepting in time; the old ones keep serving",
+			"timeout", s.cfg.ReadyTimeout, "reason", s.reload.reason)
+		s.abortReload()
+	}
+}
+
+// stop asks a worker to finish its requests and exit.
+func (s *supervisor) stop(w *worker) {
+	w.stopping = true
+	s.draining[w] = true
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// signalAll passes sig on to every running worker.
+func (s *supervisor) signalAll(sig os.Signal) {
+	for _, w := range s.running() {
+		_ = w.cmd.Process.Signal(sig)
+	}
+}
+
+func (s *supervisor) running() []*worker {
+	var all []*worker
+	for _, sl := range s.slots {
+		for _, w := range []*worker{sl.current, sl.next} {
+			if w != nil {
+				all = append(all, w)
+			}
+		}
+	}
+	for w := range s.draining {
+		all = append(all, w)
+	}
+	return all
+}
+
+// shutdown stops every worker, waits for them (killing any that outlive
+// the shutdown timeout), and returns status.
+func (s *supervisor) shutdown(status int) int {
+	alive := map[*worker]bool{}
+	for _, w := range s.running() {
+		if !w.stopping {
+			w.stopping = true
+			_ = w.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		alive[w] = true
+	}
+	deadline := time.NewTimer(s.cfg.ShutdownTimeout + 5*time.Second)
+	defer deadline.Stop()
+	for len(alive) > 0 {
+		select {
+		case ev := <-s.events:
+			if ev.kind == "exit" {
+				delete(alive, ev.w)
+			}
+		case <-deadline.C:
+			for w := range alive {
+				s.cfg.Log.Error("worker process did not stop in time; killing it", "process", w.slot, "pid", w.cmd.Process.Pid)
+				_ = w.cmd.Process.Kill()
+			}
+			deadline.Reset(time.Hour)
+		}
+	}
+	return status
+}
+
+func exitStatus(err error) int {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if code := exit.ExitCode(); code >= 0 {
+			return code
+		}
+		return 1 // killed by a signal
+	}
+	return 0
+}
+
+func describeExit(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
