@@ -27,9 +27,6 @@ var (
 	pythonExecutable = "python3"
 )
 
-// shutdownTimeout bounds how long in-flight requests may run after SIGTERM.
-const shutdownTimeout = 30 * time.Second
-
 func init() {
 	// Python's main thread is the one that initialises it; keep that the
 	// process's main thread, which is where Go starts main. (The
@@ -73,12 +70,17 @@ func run() int {
 	if link != nil {
 		return runWorker(cfg, link, log.With("process", link.Slot))
 	}
+	var watch func() bool
+	if cfg.Reload {
+		watch = supervisor.WatchPython(appDirs(cfg))
+	}
 	return supervisor.Run(supervisor.Config{
 		Processes:       cfg.Processes,
 		Addr:            cfg.HTTPSocket,
 		Args:            os.Args[1:],
-		ShutdownTimeout: shutdownTimeout,
+		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout) * time.Second,
 		ReadyTimeout:    2 * time.Minute,
+		Watch:           watch,
 		Log:             log,
 		Ready: func(addr net.Addr) {
 			fmt.Fprintf(os.Stderr, "wsgo: listening on http://%s\n", addr)
@@ -86,4 +88,14 @@ func run() int {
 				"python", python.Version())
 		},
 	})
+}
+
+// appDirs are the directories whose Python files --reload watches: the
+// app's working directory and the --pythonpath ones.
+func appDirs(cfg *config.Config) []string {
+	dir := cfg.Chdir
+	if dir == "" {
+		dir = "."
+	}
+	return append([]string{dir}, cfg.PythonPath...)
 }

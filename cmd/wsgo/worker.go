@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/signal"
@@ -15,6 +16,7 @@ import (
 	"wsgo/internal/accesslog"
 	"wsgo/internal/config"
 	"wsgo/internal/front"
+	"wsgo/internal/procstat"
 	"wsgo/internal/python"
 	"wsgo/internal/scheduler"
 	"wsgo/internal/supervisor"
@@ -68,16 +70,34 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 		return 1
 	}
 
+	label := fmt.Sprintf("process %d (pid %d)", link.Slot, os.Getpid())
+	recycle := newRecycler(cfg, link, log)
 	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	status := 0
-	select {
-	case <-signals:
-	case err := <-serveErr:
-		log.Error("server stopped", "err", err)
-		status = 1
+serve:
+	for {
+		select {
+		case sig := <-signals:
+			switch sig {
+			case syscall.SIGUSR1:
+				pool.DumpStacks(os.Stdout, label)
+			case syscall.SIGUSR2:
+				pool.Report(os.Stdout, label)
+			default:
+				break serve
+			}
+		case <-tick.C:
+			recycle.check(pool.Requests())
+		case err := <-serveErr:
+			log.Error("server stopped", "err", err)
+			status = 1
+			break serve
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout)*time.Second)
 	defer cancel()
 	if err := srv.Drain(ctx, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("requests still running at the shutdown deadline", "err", err)
@@ -87,6 +107,46 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 	access.Close()
 	python.Finalize()
 	return status
+}
+
+// recycler asks the supervisor for a fresh process after --max-requests
+// requests (plus a random tenth, so that processes started together do not
+// all recycle at once) or above --reload-on-rss.
+type recycler struct {
+	link        *supervisor.Link
+	log         *slog.Logger
+	maxRequests int64
+	maxRSSKiB   int64
+	asked       bool
+}
+
+func newRecycler(cfg *config.Config, link *supervisor.Link, log *slog.Logger) *recycler {
+	r := &recycler{link: link, log: log, maxRSSKiB: int64(cfg.ReloadOnRSS) << 10}
+	if cfg.MaxRequests > 0 {
+		r.maxRequests = int64(cfg.MaxRequests) + rand.Int64N(int64(cfg.MaxRequests)/10+1)
+	}
+	return r
+}
+
+// check asks once for a replacement when a limit is passed.
+func (r *recycler) check(requests int64) {
+	if r.asked {
+		return
+	}
+	reason := ""
+	if r.maxRequests > 0 && requests >= r.maxRequests {
+		reason = fmt.Sprintf("max-requests (%d served)", requests)
+	} else if r.maxRSSKiB > 0 {
+		if m, err := procstat.ReadMemory(os.Getpid()); err == nil && m.RSS > r.maxRSSKiB {
+			reason = fmt.Sprintf("reload-on-rss (%d MiB resident)", m.RSS>>10)
+		}
+	}
+	if reason != "" {
+		r.asked = true
+		if err := r.link.Recycle(reason); err != nil {
+			r.log.Error("cannot ask the supervisor for a replacement", "err", err)
+		}
+	}
 }
 
 // programFor names the Python executable whose installation the embedded

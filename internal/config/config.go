@@ -24,8 +24,14 @@ type Config struct {
 	MaxBodySize int64
 	// RequestTimeout is in seconds; 0 means no limit.
 	RequestTimeout int
-	Version        bool
-	Help           bool
+	// ShutdownTimeout is in seconds.
+	ShutdownTimeout int
+	MaxRequests     int
+	// ReloadOnRSS is in MiB; 0 means never.
+	ReloadOnRSS int
+	Reload      bool
+	Version     bool
+	Help        bool
 }
 
 // ErrHelp is returned by Parse after --help has printed the usage.
@@ -58,6 +64,10 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.Virtualenv, "virtualenv", "", "use this virtualenv's packages (default: $VIRTUAL_ENV when set)")
 	fs.Int64Var(&c.MaxBodySize, "max-body-size", 0, "largest request body in bytes, larger ones get 413 (0: no limit)")
 	fs.IntVar(&c.RequestTimeout, "request-timeout", 60, "seconds a request may run before wsgo.RequestTimeoutException is raised in it (0: no limit)")
+	fs.IntVar(&c.ShutdownTimeout, "shutdown-timeout", 30, "seconds running requests may take to finish after SIGTERM")
+	fs.IntVar(&c.MaxRequests, "max-requests", 0, "replace a worker process after about this many requests, plus up to 10% (0: never)")
+	fs.IntVar(&c.ReloadOnRSS, "reload-on-rss", 0, "replace a worker process whose resident memory exceeds this many MiB (0: never)")
+	fs.BoolVar(&c.Reload, "reload", false, "development: reload the workers when a .py file under the app's directories changes")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.BoolVar(&c.Help, "help", false, "print this help and exit")
 	return fs
@@ -96,8 +106,8 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("--processes must be at least 1, not %d", c.Processes)
 	case c.MaxBodySize < 0:
 		return nil, fmt.Errorf("--max-body-size must not be negative")
-	case c.RequestTimeout < 0:
-		return nil, fmt.Errorf("--request-timeout must not be negative")
+	case c.RequestTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxRequests < 0 || c.ReloadOnRSS < 0:
+		return nil, fmt.Errorf("--request-timeout, --shutdown-timeout, --max-requests and --reload-on-rss must not be negative")
 	}
 	return c, nil
 }

@@ -249,6 +249,27 @@ func (t *Thread) Interrupt(target *Thread, reqid uint64) bool {
 	return C.wsgo_worker_interrupt(t.w, target.w, C.uint64_t(reqid)) == 1
 }
 
+// Stack returns the Python stack of target's thread, most recent call
+// last. Like Interrupt it is called on t's own thread and takes the GIL.
+func (t *Thread) Stack(target *Thread) string {
+	return takeCString(C.wsgo_worker_stack(t.w, target.w))
+}
+
+// MemoryReport returns Python's memory figures (allocated blocks, GC
+// generation counts) as "name=value" text. Called on t's own thread.
+func (t *Thread) MemoryReport() string {
+	return takeCString(C.wsgo_memory_report(t.w))
+}
+
+// takeCString copies and frees a malloc'd C string (nil gives "").
+func takeCString(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	defer C.free(unsafe.Pointer(p))
+	return C.GoString(p)
+}
+
 // Run calls the app for the request filled in through Request. id names
 // the request for Interrupt and must differ from the thread's previous
 // ones. bodyBuffered is how much of the body conn can return without

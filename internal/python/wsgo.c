@@ -27,7 +27,9 @@ static PyObject *field_keys[WSGO_NFIELDS]; /* strong, interned environ keys */
 static PyObject *key_wsgi_input;   /* strong, interned "wsgi.input" */
 static PyObject *str_close;        /* strong, interned "close" */
 static PyObject *timeout_exc;      /* strong: wsgo.RequestTimeoutException */
-static PyObject *release_logging_locks; /* strong: see LOGGING_HELPER */
+static PyObject *release_logging_locks; /* strong: see HELPERS */
+static PyObject *format_stack;     /* strong: see HELPERS */
+static PyObject *memory_report;    /* strong: see HELPERS */
 static PyThreadState *main_ts;     /* the start-up thread's state */
 
 /* Values that most requests repeat; reused instead of decoded each time. */
@@ -705,14 +707,18 @@ static PyObject *wsgo_module_init(void)
 }
 
 /*
- * Run after a request was interrupted by a timeout. An asynchronous
- * exception that lands while logging acquires a handler's lock leaves the
- * lock held by this thread for ever (before Python 3.13), and every other
- * thread that logs then blocks on it. Release whatever logging locks this
- * thread still owns; it is not inside logging any more, so none is
- * legitimately held.
+ * Python helpers the server calls, kept out of the app's namespace.
+ *
+ * _release_logging_locks runs after a request was interrupted by a
+ * timeout. An asynchronous exception that lands while logging acquires a
+ * handler's lock leaves the lock held by this thread for ever (before
+ * Python 3.13), and every other thread that logs then blocks on it.
+ * Release whatever logging locks this thread still owns; it is not inside
+ * logging any more, so none is legitimately held.
+ *
+ * _format_stack and _memory serve the SIGUSR1 and SIGUSR2 reports.
  */
-static const char LOGGING_HELPER[] =
+static const char HELPERS[] =
 	"def _release_logging_locks():\n"
 	"    import sys\n"
 	"    logging = sys.modules.get('logging')\n"
@@ -729,7 +735,14 @@ static const char LOGGING_HELPER[] =
 	"        if is_owned is not None and is_owned():\n"
 	"            lock._release_save()\n"
 	"            released += 1\n"
-	"    return released\n";
+	"    return released\n"
+	"def _format_stack(ident):\n"
+	"    import sys, traceback\n"
+	"    frame = sys._current_frames().get(ident)\n"
+	"    return ''.join(traceback.format_stack(frame)) if frame else ''\n"
+	"def _memory():\n"
+	"    import gc, sys\n"
+	"    return 'python_blocks=%d gc_counts=%s' % (sys.getallocatedblocks(), gc.get_count())\n";
 
 /* ---- errors ---- */
 
@@ -842,12 +855,16 @@ int wsgo_init(const char *program, const char *argv0, int multiprocess)
 		PyObject *globals = PyDict_New(), *r;
 		if (globals == NULL)
 			goto fail;
-		r = PyRun_String(LOGGING_HELPER, Py_file_input, globals, globals);
+		r = PyRun_String(HELPERS, Py_file_input, globals, globals);
 		release_logging_locks = PyDict_GetItemString(globals, "_release_logging_locks");
+		format_stack = PyDict_GetItemString(globals, "_format_stack");
+		memory_report = PyDict_GetItemString(globals, "_memory");
 		Py_XINCREF(release_logging_locks);
+		Py_XINCREF(format_stack);
+		Py_XINCREF(memory_report);
 		Py_XDECREF(r);
 		Py_DECREF(globals);
-		if (release_logging_locks == NULL)
+		if (release_logging_locks == NULL || format_stack == NULL || memory_report == NULL)
 			goto fail;
 	}
 	return 0;
@@ -1245,6 +1262,46 @@ static wsgo_result *fail_locked(wsgo_worker *w)
 	app_error_locked(w);
 	w->res.kind = WSGO_ERROR;
 	return &w->res;
+}
+
+/*
+ * Returns (malloc'd, for the caller to free) the result of calling helper
+ * with arg (NULL: no argument), as UTF-8 text. Called on self's thread;
+ * takes the GIL for the call and releases it after.
+ */
+static char *call_helper_text(wsgo_worker *self, PyObject *helper, PyObject *arg)
+{
+	PyObject *r;
+	char *text = NULL;
+	acquire(self);
+	r = arg ? PyObject_CallOneArg(helper, arg) : PyObject_CallNoArgs(helper);
+	if (r != NULL && PyUnicode_Check(r)) {
+		const char *utf8 = PyUnicode_AsUTF8(r);
+		if (utf8 != NULL)
+			text = strdup(utf8);
+	}
+	if (text == NULL)
+		print_error_locked();
+	Py_XDECREF(r);
+	Py_XDECREF(arg);
+	wsgo_worker_release_gil(self);
+	return text;
+}
+
+/* The Python stack of target's thread, for SIGUSR1; see call_helper_text. */
+char *wsgo_worker_stack(wsgo_worker *self, wsgo_worker *target)
+{
+	PyObject *ident;
+	acquire(self);
+	ident = PyLong_FromUnsignedLong(target->ident);
+	wsgo_worker_release_gil(self);
+	return ident ? call_helper_text(self, format_stack, ident) : NULL;
+}
+
+/* Python's memory figures, for SIGUSR2; see call_helper_text. */
+char *wsgo_memory_report(wsgo_worker *self)
+{
+	return call_helper_text(self, memory_report, NULL);
 }
 
 /*

@@ -94,5 +94,7 @@ wsgo_result *wsgo_worker_run(wsgo_worker *w, uint64_t reqid, const char *req,
 int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out, int release);
 int wsgo_worker_finish(wsgo_worker *w);
 int wsgo_worker_interrupt(wsgo_worker *self, wsgo_worker *target, uint64_t reqid);
+char *wsgo_worker_stack(wsgo_worker *self, wsgo_worker *target);
+char *wsgo_memory_report(wsgo_worker *self);
 
 #endif

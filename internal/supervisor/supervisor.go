@@ -81,6 +81,7 @@ type slot struct {
 	next      *worker // a replacement starting up, not yet accepting
 	failures  int
 	restartAt time.Time // when a dead worker is due to be replaced
+	recycle   string    // why its worker asked to be replaced, while a reload was under way
 }
 
 type supervisor struct {
@@ -241,9 +242,10 @@ func (s *supervisor) handle(ev event) (int, bool) {
 		w.ready = true
 		s.workerReady(w, sl)
 	case msgRecycle:
-		if sl.current == w && s.reload == nil {
+		if sl.current == w {
 			s.cfg.Log.Info("recycling a worker process", "process", w.slot, "pid", w.cmd.Process.Pid, "reason", ev.detail)
-			s.beginReload("recycle: "+ev.detail, []*slot{sl})
+			sl.recycle = ev.detail
+			s.recyclePending()
 		}
 	case "exit":
 		return s.workerExited(w, sl, ev.err)
@@ -362,6 +364,26 @@ func (s *supervisor) beginReload(reason string, slots []*slot) {
 	}
 }
 
+// recyclePending replaces the workers that asked for it, unless a reload
+// is under way (it runs again when that one ends).
+func (s *supervisor) recyclePending() {
+	if s.reload != nil {
+		return
+	}
+	var slots []*slot
+	var reasons []string
+	for _, sl := range s.slots {
+		if sl.recycle != "" && sl.current != nil {
+			slots = append(slots, sl)
+			reasons = append(reasons, sl.recycle)
+		}
+		sl.recycle = ""
+	}
+	if len(slots) > 0 {
+		s.beginReload("recycle: "+strings.Join(reasons, "; "), slots)
+	}
+}
+
 // finishReload puts the new workers in place and stops the old ones.
 func (s *supervisor) finishReload() {
 	for _, sl := range s.slots {
@@ -377,6 +399,7 @@ func (s *supervisor) finishReload() {
 	s.cfg.Log.Info("reload done", "reason", s.reload.reason, "generation", s.gen,
 		"took", time.Since(s.reload.started).Round(time.Millisecond))
 	s.reload = nil
+	s.recyclePending()
 }
 
 // abortReload stops the new workers of a failed reload.
@@ -388,6 +411,7 @@ func (s *supervisor) abortReload() {
 		}
 	}
 	s.reload = nil
+	s.recyclePending()
 }
 
 func (s *supervisor) checkReloadTimeout() {

@@ -30,9 +30,18 @@ type Pool struct {
 	log     *slog.Logger
 	timeout time.Duration
 	workers []*worker
-	monitor *monitor
+	house   *housekeeper
+	stats   stats
 	wg      sync.WaitGroup
 }
+
+// stats counts what the workers have done, for SIGUSR2 and --max-requests.
+type stats struct {
+	requests, errors, timeouts, stuck atomic.Int64
+}
+
+// Requests is how many requests the workers have run.
+func (p *Pool) Requests() int64 { return p.stats.requests.Load() }
 
 // StartPool starts n worker threads taking exchanges from queue, and
 // returns once each has its Python thread state. A request running longer
@@ -47,11 +56,11 @@ func StartPool(queue *scheduler.Queue[*Exchange], n int, timeout time.Duration, 
 		go p.run(i, &ready)
 	}
 	ready.Wait()
-	if timeout > 0 {
-		p.monitor = &monitor{pool: p, timeout: timeout, log: log,
-			stop: make(chan struct{}), done: make(chan struct{})}
-		go p.monitor.run()
-	}
+	p.house = &housekeeper{pool: p, timeout: timeout, log: log,
+		calls: make(chan func()), stop: make(chan struct{}), done: make(chan struct{})}
+	houseReady := make(chan struct{})
+	go p.house.run(houseReady)
+	<-houseReady
 	return p
 }
 
@@ -59,10 +68,8 @@ func StartPool(queue *scheduler.Queue[*Exchange], n int, timeout time.Duration, 
 // is closed and drained. After it, python.Finalize may run.
 func (p *Pool) Wait() {
 	p.wg.Wait()
-	if p.monitor != nil {
-		close(p.monitor.stop)
-		<-p.monitor.done
-	}
+	close(p.house.stop)
+	<-p.house.done
 }
 
 // run is one worker thread's life. The goroutine stays locked to its OS
@@ -75,7 +82,7 @@ func (p *Pool) run(i int, ready *sync.WaitGroup) {
 	thread := python.NewThread()
 	// Parking takes the GIL again before the worker looks for a job, so
 	// that a job never waits on a worker that is itself waiting for the GIL.
-	w := &worker{thread: thread, waiter: scheduler.NewWaiter(thread.Park, thread.Unpark), log: p.log}
+	w := &worker{thread: thread, waiter: scheduler.NewWaiter(thread.Park, thread.Unpark), log: p.log, pool: p}
 	p.workers[i] = w
 	ready.Done()
 	for {
@@ -101,12 +108,14 @@ type worker struct {
 	thread *python.Thread
 	waiter *scheduler.Waiter
 	log    *slog.Logger
+	pool   *Pool
 	ex     *Exchange // the request being served, nil between requests
 	seq    uint64    // the number of the latest request
-	// What the timeout monitor reads: the running request's number and
-	// when it started (0 between requests).
+	// What the housekeeper reads: the running request's number, when it
+	// started (0 between requests) and the request itself.
 	current atomic.Uint64
 	started atomic.Int64
+	request atomic.Pointer[http.Request]
 }
 
 // running reports the request the worker is on and since when (the zero
@@ -127,8 +136,13 @@ func (w *worker) serve(ex *Exchange) {
 	w.pack(ex)
 	w.seq++
 	w.current.Store(w.seq)
+	w.request.Store(ex.R)
 	w.started.Store(time.Now().UnixNano())
-	defer w.started.Store(0)
+	defer func() {
+		w.started.Store(0)
+		w.request.Store(nil)
+	}()
+	w.pool.stats.requests.Add(1)
 	res := w.thread.Run(w.seq, w, int64(len(ex.Body)), ex.BodyMore)
 	switch res.Kind() {
 	case python.Failed:
@@ -260,6 +274,7 @@ func (w *worker) Write(p []byte) error {
 // has been sent yet, or else marks the exchange aborted.
 func (w *worker) fail(res python.Result) {
 	ex := w.ex
+	w.pool.stats.errors.Add(1)
 	if res.HeadersSent() {
 		ex.Aborted = true
 		w.log.Error("app failed after sending its headers; connection dropped (traceback above)",
