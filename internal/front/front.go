@@ -51,7 +51,16 @@ type Handler struct {
 	draining atomic.Bool
 }
 
-type localAddrKey struct{}
+// connKey keys a connection's connInfo in its requests' contexts.
+type connKey struct{}
+
+// connInfo is what a worker needs of the connection beyond net/http's
+// view: its local address, formatted once, and the TCP connection itself
+// for streamed body frames.
+type connInfo struct {
+	local string
+	tcp   *net.TCPConn
+}
 
 // Server is the HTTP server of a worker process.
 type Server struct {
@@ -72,7 +81,8 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, localAddrKey{}, c.LocalAddr().String())
+			tcp, _ := c.(*net.TCPConn)
+			return context.WithValue(ctx, connKey{}, &connInfo{local: c.LocalAddr().String(), tcp: tcp})
 		},
 		ConnState: func(_ net.Conn, state http.ConnState) {
 			switch state {
@@ -125,8 +135,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		w.Header()["Connection"] = []string{"close"}
 	}
-	local, _ := r.Context().Value(localAddrKey{}).(string)
-	ex := wsgi.NewExchange(w, r, local)
+	conn, _ := r.Context().Value(connKey{}).(*connInfo)
+	if conn == nil {
+		conn = &connInfo{}
+	}
+	ex := wsgi.NewExchange(w, r, conn.local, conn.tcp)
 	if status := h.bufferBody(ex); status != 0 {
 		ex.Refuse(status)
 	} else if !h.Queue.Submit(ex) {

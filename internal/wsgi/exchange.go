@@ -11,6 +11,7 @@ package wsgi
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -36,6 +37,10 @@ type Exchange struct {
 	BodyMore bool
 	// LocalAddr is the listener address the request came in on.
 	LocalAddr string
+	// Conn is the request's plain TCP connection (nil otherwise), on which
+	// a streamed response's chunks are written in one writev(2) each,
+	// past net/http's 4 KiB buffer (see worker.stream).
+	Conn *net.TCPConn
 	// Queued is when the exchange was submitted.
 	Queued time.Time
 
@@ -56,14 +61,16 @@ type Exchange struct {
 	bodyTooLarge bool
 	declared     int64 // Content-Length the app set, or -1
 	flusher      *http.ResponseController
+	direct       directState
 }
 
 var exchanges = sync.Pool{New: func() any { return &Exchange{done: make(chan struct{}, 1)} }}
 
-// NewExchange prepares an exchange for r.
-func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string) *Exchange {
+// NewExchange prepares an exchange for r, which came in on conn (nil when
+// it is not a plain TCP connection) at localAddr.
+func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, conn *net.TCPConn) *Exchange {
 	ex := exchanges.Get().(*Exchange)
-	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Queued: time.Now(), Worker: -1, done: ex.done}
+	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Conn: conn, Queued: time.Now(), Worker: -1, done: ex.done}
 	return ex
 }
 

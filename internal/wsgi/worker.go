@@ -3,6 +3,7 @@ package wsgi
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -110,6 +111,7 @@ type worker struct {
 	log    *slog.Logger
 	pool   *Pool
 	ex     *Exchange // the request being served, nil between requests
+	frame  []byte    // a chunk's size line, reused
 	seq    uint64    // the number of the latest request
 	// What the housekeeper reads: the running request's number, when it
 	// started (0 between requests) and the request itself.
@@ -260,14 +262,10 @@ func (w *worker) Write(p []byte) error {
 		return io.ErrClosedPipe
 	}
 	res := w.thread.Result()
-	if !w.sendHeaders(res, -1) || !w.write(p) {
+	if !w.sendHeaders(res, -1) {
 		return io.ErrClosedPipe
 	}
-	if err := ex.flush(); err != nil {
-		ex.Aborted = true
-		return err
-	}
-	return nil
+	return w.stream(p)
 }
 
 // fail answers 500 (413 when the body was over --max-body-size) if nothing
@@ -338,15 +336,13 @@ func (w *worker) sendIter(res python.Result) {
 		}
 		// Once the declared length is reached the response is complete: the
 		// front flushes it.
-		complete := ex.declared >= 0 && ex.Written+int64(len(chunk)) >= ex.declared
-		if !w.write(chunk) {
-			break
-		}
-		if complete {
+		if ex.declared >= 0 && ex.Written+int64(len(chunk)) >= ex.declared {
+			if !w.write(chunk) {
+				break
+			}
 			continue
 		}
-		if err := ex.flush(); err != nil {
-			ex.Aborted = true
+		if w.stream(chunk) != nil {
 			break
 		}
 	}
@@ -409,6 +405,62 @@ func (w *worker) write(p []byte) bool {
 	}
 	return true
 }
+
+// directState says whether a response's chunks go straight to the socket.
+type directState uint8
+
+const (
+	directUndecided directState = iota
+	directOn
+	directOff
+)
+
+// stream sends p to the client at once: a chunk the app produced (or gave
+// to write()) that must not wait for the next. net/http would split a
+// chunk into about one write(2) per 4 KiB of its buffer, plus one for the
+// frame's end; so where net/http is framing the body as HTTP/1.1 chunks,
+// the frame (size, data, CRLF) is written to the connection itself, in one
+// writev(2), after net/http has flushed what it holds. net/http still ends
+// the body with its zero-length chunk, so the connection stays usable.
+func (w *worker) stream(p []byte) error {
+	ex := w.ex
+	if ex.direct == directUndecided {
+		ex.direct = directOff
+		r := ex.R
+		if ex.Conn != nil && ex.declared < 0 && r.ProtoAtLeast(1, 1) && r.Method != http.MethodHead &&
+			ex.Status != http.StatusNoContent && ex.Status != http.StatusNotModified {
+			if err := ex.flush(); err != nil {
+				ex.Aborted = true
+				return err
+			}
+			ex.direct = directOn
+		}
+	}
+	if ex.direct == directOff {
+		if !w.write(p) {
+			return io.ErrClosedPipe
+		}
+		if err := ex.flush(); err != nil {
+			ex.Aborted = true
+			return err
+		}
+		return nil
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	w.frame = strconv.AppendInt(w.frame[:0], int64(len(p)), 16)
+	w.frame = append(w.frame, "\r\n"...)
+	bufs := net.Buffers{w.frame, p, crlf}
+	if _, err := bufs.WriteTo(ex.Conn); err != nil {
+		ex.Aborted = true
+		return err
+	}
+	ex.Written += int64(len(p))
+	return nil
+}
+
+var crlf = []byte("\r\n")
 
 // flush pushes what has been written so far to the client.
 func (ex *Exchange) flush() error {
