@@ -19,11 +19,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"wsgo/internal/procstat"
 )
 
 const (
@@ -163,6 +167,8 @@ type server struct {
 	exited  chan struct{}
 	waitErr error
 	mu      sync.Mutex
+	// exitExpected is set by WaitExit: the test ends the server itself.
+	exitExpected bool
 }
 
 var listenRE = regexp.MustCompile(`wsgo: listening on (http://(127\.0\.0\.1:(\d+)))`)
@@ -241,6 +247,72 @@ func (s *server) WaitStderr(t testing.TB, substr string) {
 	}
 }
 
+// WaitStderrAfter fails the test unless substr shows up on stderr after
+// its first offset bytes (an earlier s.stderr.Len()) in time.
+func (s *server) WaitStderrAfter(t testing.TB, offset int, substr string) {
+	t.Helper()
+	if !s.stderr.waitUntil(func(out string) bool { return strings.Contains(out[offset:], substr) }, waitTimeout, s.exited) {
+		t.Fatalf("%q did not appear on the server's stderr within %v; stderr gained:\n%s", substr, waitTimeout, tail(s.Stderr()[offset:]))
+	}
+}
+
+// Signal sends sig to the server (the supervisor).
+func (s *server) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("sending %v to the server: %v", sig, err)
+	}
+}
+
+// WaitExit waits (bounded) for a server the test asked to stop, and returns
+// its exit status; the end of the test then does not count the exit as a
+// failure.
+func (s *server) WaitExit(t testing.TB) int {
+	t.Helper()
+	s.mu.Lock()
+	s.exitExpected = true
+	s.mu.Unlock()
+	select {
+	case <-s.exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("server did not exit within %v; stderr:\n%s", stopTimeout, tail(s.Stderr()))
+	}
+	var exitErr *exec.ExitError
+	switch err := s.exitErr(); {
+	case err == nil:
+		return 0
+	case errors.As(err, &exitErr):
+		return exitErr.ExitCode()
+	default:
+		t.Fatalf("waiting for the server: %v", err)
+		return -1
+	}
+}
+
+// Children lists the server's worker processes (the supervisor's children).
+func (s *server) Children(t testing.TB) []int {
+	t.Helper()
+	kids, err := procstat.Children(s.PID())
+	if err != nil {
+		t.Fatalf("listing the server's worker processes: %v", err)
+	}
+	sort.Ints(kids)
+	return kids
+}
+
+// waitFor polls cond until it holds, failing the test after timeout. It is
+// for conditions that no output of the server announces.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Alive fails the test if the server process has exited.
 func (s *server) Alive(t testing.TB) {
 	t.Helper()
@@ -254,8 +326,14 @@ func (s *server) Alive(t testing.TB) {
 // stop sends SIGTERM, waits (bounded), then SIGKILLs. A server that died on
 // its own during the test fails it.
 func (s *server) stop(t testing.TB) {
+	s.mu.Lock()
+	expected := s.exitExpected
+	s.mu.Unlock()
 	select {
 	case <-s.exited:
+		if expected {
+			return
+		}
 		t.Errorf("server had exited before the test ended (%v); stderr:\n%s", s.exitErr(), tail(s.Stderr()))
 		return
 	default:
@@ -387,6 +465,33 @@ func postChunked(t testing.TB, url, contentType string, body []byte) *response {
 	req.ContentLength = -1
 	req.Header.Set("Content-Type", contentType)
 	return do(t, req)
+}
+
+// fetch is a GET with client c that reports a failure instead of failing
+// the test, for loops that count failures or expect them.
+func fetch(c *http.Client, url string) (status int, body string, err error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// freshClient opens a new connection for every request, so that each
+// request's fate depends only on the worker process that accepted it.
+func freshClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+}
+
+// atoiOr parses a number the app answered, or gives -1.
+func atoiOr(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // wantStatus fails the test unless r has the given status code.

@@ -119,14 +119,19 @@ func (s *Server) Drain(ctx context.Context, ln net.Listener) error {
 	defer grace.Stop()
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
+wait:
 	for s.conns.Load() > 0 {
 		select {
 		case <-grace.C:
-			return s.http.Shutdown(ctx)
+			break wait
 		case <-poll.C:
 		}
 	}
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // the listener we closed above, closed again
+	}
+	return err
 }
 
 // ServeHTTP queues the request for a worker and waits until it is answered.

@@ -14,12 +14,10 @@ package supervisor
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -59,7 +57,7 @@ const (
 // worker is one worker process.
 type worker struct {
 	slot, gen int
-	cmd       *exec.Cmd
+	proc      *os.Process
 	started   time.Time
 	ready     bool
 	stopping  bool // sent SIGTERM by us: its exit is expected
@@ -70,13 +68,14 @@ type event struct {
 	w      *worker
 	kind   string // msgReady, msgRecycle, or "exit"
 	detail string
-	err    error
+	state  *os.ProcessState // for "exit"
+	err    error            // for "exit": Wait failed
 }
 
 // slot is one socket and the worker serving it.
 type slot struct {
 	id        int
-	socket    *os.File
+	socket    int // the listening socket's descriptor; see listenReusePort
 	current   *worker
 	next      *worker // a replacement starting up, not yet accepting
 	failures  int
@@ -174,7 +173,13 @@ func (s *supervisor) listen() error {
 	return nil
 }
 
-func listenReusePort(addr string) (*os.File, net.Addr, error) {
+// listenReusePort opens a listening socket with SO_REUSEPORT and returns
+// a duplicate of its descriptor, for workers to inherit. It is kept as a
+// bare descriptor, never an *os.File: os.File.Fd (which os/exec calls on
+// what it passes to a child) switches the socket to blocking mode, and
+// that mode is shared by every process holding the socket, so a running
+// worker's accept would then block in the kernel.
+func listenReusePort(addr string) (int, net.Addr, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
@@ -186,14 +191,22 @@ func listenReusePort(addr string) (*os.File, net.Addr, error) {
 	}}
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
-		return nil, nil, err
+		return -1, nil, err
 	}
 	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	return f, ln.Addr(), err
+	raw, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		return -1, nil, err
+	}
+	dup := -1
+	if cerr := raw.Control(func(fd uintptr) { dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil {
+		return -1, nil, cerr
+	}
+	return dup, ln.Addr(), err
 }
 
-// start runs a worker process for sl.
+// start runs a worker process for sl, with the slot's socket as its
+// descriptor 3 and the write end of a control pipe as 4.
 func (s *supervisor) start(sl *slot) (*worker, error) {
 	s.gen = max(s.gen, 1)
 	r, wpipe, err := os.Pipe()
@@ -201,18 +214,21 @@ func (s *supervisor) start(sl *slot) (*worker, error) {
 		return nil, err
 	}
 	w := &worker{slot: sl.id, gen: s.gen, started: time.Now()}
-	w.cmd = exec.Command(s.exe, s.cfg.Args...)
-	w.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d:%d", workerEnv, sl.id, s.gen, s.cfg.Processes))
-	w.cmd.Stdin = nil
-	w.cmd.Stdout = os.Stdout
-	w.cmd.Stderr = os.Stderr
-	w.cmd.ExtraFiles = []*os.File{sl.socket, wpipe}
-	// If the supervisor dies without stopping its workers, they stop too.
-	// (The signal follows the thread that started them: Run's, which is
-	// the locked main thread.)
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	err = w.cmd.Start()
+	env := append(os.Environ(), fmt.Sprintf("%s=%d:%d:%d", workerEnv, sl.id, s.gen, s.cfg.Processes))
+	pid, err := syscall.ForkExec(s.exe, append([]string{s.exe}, s.cfg.Args...), &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{0, 1, 2, uintptr(sl.socket), wpipe.Fd()},
+		// If the supervisor dies without stopping its workers, they stop
+		// too. (The signal follows the thread that started them: Run's,
+		// which is the locked main thread.)
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
+	})
 	wpipe.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	w.proc, err = os.FindProcess(pid)
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -229,8 +245,8 @@ func (s *supervisor) watch(w *worker, control *os.File) {
 		s.events <- event{w: w, kind: kind, detail: detail}
 	}
 	control.Close()
-	err := w.cmd.Wait() // reaps it: no zombies
-	s.events <- event{w: w, kind: "exit", err: err}
+	state, err := w.proc.Wait() // reaps it: no zombies
+	s.events <- event{w: w, kind: "exit", state: state, err: err}
 }
 
 // handle applies one event. It reports an exit status and true when the
@@ -243,12 +259,12 @@ func (s *supervisor) handle(ev event) (int, bool) {
 		s.workerReady(w, sl)
 	case msgRecycle:
 		if sl.current == w {
-			s.cfg.Log.Info("recycling a worker process", "process", w.slot, "pid", w.cmd.Process.Pid, "reason", ev.detail)
+			s.cfg.Log.Info("recycling a worker process", "process", w.slot, "pid", w.proc.Pid, "reason", ev.detail)
 			sl.recycle = ev.detail
 			s.recyclePending()
 		}
 	case "exit":
-		return s.workerExited(w, sl, ev.err)
+		return s.workerExited(w, sl, ev.state)
 	}
 	return 0, false
 }
@@ -272,8 +288,8 @@ func (s *supervisor) workerReady(w *worker, sl *slot) {
 	}
 }
 
-func (s *supervisor) workerExited(w *worker, sl *slot, err error) (int, bool) {
-	status := exitStatus(err)
+func (s *supervisor) workerExited(w *worker, sl *slot, state *os.ProcessState) (int, bool) {
+	status := exitStatus(state)
 	wasDraining, wasCurrent, wasNext := s.draining[w], sl.current == w, sl.next == w
 	delete(s.draining, w)
 	if wasCurrent {
@@ -303,8 +319,8 @@ func (s *supervisor) workerExited(w *worker, sl *slot, err error) (int, bool) {
 		}
 		sl.failures++
 		sl.restartAt = time.Now().Add(delay)
-		s.cfg.Log.Error("worker process exited; replacing it", "process", w.slot, "pid", w.cmd.Process.Pid,
-			"status", describeExit(err), "in", delay)
+		s.cfg.Log.Error("worker process exited; replacing it", "process", w.slot, "pid", w.proc.Pid,
+			"status", describeExit(state), "in", delay)
 	}
 	return 0, false
 }
@@ -426,13 +442,13 @@ func (s *supervisor) checkReloadTimeout() {
 func (s *supervisor) stop(w *worker) {
 	w.stopping = true
 	s.draining[w] = true
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	_ = w.proc.Signal(syscall.SIGTERM)
 }
 
 // signalAll passes sig on to every running worker.
 func (s *supervisor) signalAll(sig os.Signal) {
 	for _, w := range s.running() {
-		_ = w.cmd.Process.Signal(sig)
+		_ = w.proc.Signal(sig)
 	}
 }
 
@@ -458,7 +474,7 @@ func (s *supervisor) shutdown(status int) int {
 	for _, w := range s.running() {
 		if !w.stopping {
 			w.stopping = true
-			_ = w.cmd.Process.Signal(syscall.SIGTERM)
+			_ = w.proc.Signal(syscall.SIGTERM)
 		}
 		alive[w] = true
 	}
@@ -472,8 +488,8 @@ func (s *supervisor) shutdown(status int) int {
 			}
 		case <-deadline.C:
 			for w := range alive {
-				s.cfg.Log.Error("worker process did not stop in time; killing it", "process", w.slot, "pid", w.cmd.Process.Pid)
-				_ = w.cmd.Process.Kill()
+				s.cfg.Log.Error("worker process did not stop in time; killing it", "process", w.slot, "pid", w.proc.Pid)
+				_ = w.proc.Kill()
 			}
 			deadline.Reset(time.Hour)
 		}
@@ -481,20 +497,20 @@ func (s *supervisor) shutdown(status int) int {
 	return status
 }
 
-func exitStatus(err error) int {
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		if code := exit.ExitCode(); code >= 0 {
-			return code
-		}
-		return 1 // killed by a signal
+// exitStatus is the process's exit code, or 1 if a signal ended it.
+func exitStatus(state *os.ProcessState) int {
+	if state == nil {
+		return 1
 	}
-	return 0
+	if code := state.ExitCode(); code >= 0 {
+		return code
+	}
+	return 1
 }
 
-func describeExit(err error) string {
-	if err == nil {
-		return "exit status 0"
+func describeExit(state *os.ProcessState) string {
+	if state == nil {
+		return "unknown"
 	}
-	return err.Error()
+	return state.String()
 }
