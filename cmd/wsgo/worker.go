@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"wsgo/internal/accesslog"
 	"wsgo/internal/config"
@@ -27,6 +30,11 @@ import (
 // supervisor passed until SIGTERM or SIGINT, then finishes its requests,
 // runs the app's atexit handlers and exits.
 func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int {
+	if cfg.SchedBatch {
+		if err := scheduleAsBatch(); err != nil {
+			log.Warn("could not switch to SCHED_BATCH; running with the normal policy", "err", err)
+		}
+	}
 	if cfg.Chdir != "" {
 		if err := os.Chdir(cfg.Chdir); err != nil {
 			fmt.Fprintf(os.Stderr, "wsgo: --chdir: %v\n", err)
@@ -107,6 +115,36 @@ serve:
 	access.Close()
 	python.Finalize()
 	return status
+}
+
+// scheduleAsBatch puts every thread of this process under SCHED_BATCH;
+// threads started later inherit it from the thread that starts them.
+//
+// Under the normal policy, each time one of our threads wakes another (Go
+// readying a goroutine on another thread, sysmon's 20 µs ticks, a worker
+// woken for a request) the woken thread preempts the one running Python if
+// they share a CPU. Batch threads are not preempted by wake-ups, only by
+// the scheduler tick, so the Python thread runs its requests in longer
+// stretches and the network threads gather more work per turn. Measured on
+// one CPU: hello 27k -> 40k requests/s, context switches per request 0.9 ->
+// 0.16. The cost is that under CPU contention with other programs, a
+// wake-up waits for the next tick (a few ms) instead of preempting.
+func scheduleAsBatch() error {
+	tids, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH}
+	for _, t := range tids {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+	}
+	return nil
 }
 
 // recycler asks the supervisor for a fresh process after --max-requests

@@ -30,6 +30,7 @@ type Config struct {
 	// ReloadOnRSS is in MiB; 0 means never.
 	ReloadOnRSS int
 	Reload      bool
+	SchedBatch  bool
 	Version     bool
 	Help        bool
 }
@@ -68,6 +69,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.IntVar(&c.MaxRequests, "max-requests", 0, "replace a worker process after about this many requests, plus up to 10% (0: never)")
 	fs.IntVar(&c.ReloadOnRSS, "reload-on-rss", 0, "replace a worker process whose resident memory exceeds this many MiB (0: never)")
 	fs.BoolVar(&c.Reload, "reload", false, "development: reload the workers when a .py file under the app's directories changes")
+	fs.BoolVar(&c.SchedBatch, "sched-batch", true, "run worker processes under Linux's SCHED_BATCH policy, so that their threads do not preempt each other on every wake-up")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.BoolVar(&c.Help, "help", false, "print this help and exit")
 	return fs
