@@ -30,6 +30,11 @@ import (
 // supervisor passed until SIGTERM or SIGINT, then finishes its requests,
 // runs the app's atexit handlers and exits.
 func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int {
+	// Catch signals from the start: one that arrives while the app imports
+	// waits for the server to be up instead of being lost (SIGUSR1/2) or
+	// killing the process without a drain (SIGTERM).
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
 	if cfg.SchedBatch {
 		if err := scheduleAsBatch(); err != nil {
 			log.Warn("could not switch to SCHED_BATCH; running with the normal policy", "err", err)
@@ -80,8 +85,6 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 
 	label := fmt.Sprintf("process %d (pid %d)", link.Slot, os.Getpid())
 	recycle := newRecycler(cfg, link, log)
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	status := 0
