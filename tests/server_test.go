@@ -256,6 +256,22 @@ func (s *server) WaitStderrAfter(t testing.TB, offset int, substr string) {
 	}
 }
 
+// WaitStdoutMatches waits until re matches at least n times on stdout after
+// its first offset bytes (an earlier s.stdout.Len()), and returns those
+// matches' submatches; it fails the test if that does not happen in time.
+func (s *server) WaitStdoutMatches(t testing.TB, offset int, re *regexp.Regexp, n int) [][]string {
+	t.Helper()
+	var found [][]string
+	if !s.stdout.waitUntil(func(out string) bool {
+		found = re.FindAllStringSubmatch(out[offset:], -1)
+		return len(found) >= n
+	}, waitTimeout, s.exited) {
+		t.Fatalf("%d match(es) of %q did not appear on the server's stdout within %v; stdout gained:\n%s",
+			n, re, waitTimeout, tail(s.Stdout()[offset:]))
+	}
+	return found
+}
+
 // Signal sends sig to the server (the supervisor).
 func (s *server) Signal(t testing.TB, sig os.Signal) {
 	t.Helper()
