@@ -292,6 +292,11 @@ func run(c *config) (int, error) {
 	}
 	rep.LoadEnd = loadAvg()
 	md := c.render(rep)
+	// The profile analysis is written by hand from perf runs and travels
+	// with every regenerated report.
+	if analysis, err := os.ReadFile(filepath.Join(c.benchDir, "ANALYSIS.md")); err == nil {
+		md += "\n" + string(analysis)
+	}
 	if c.out == "-" {
 		_, err = os.Stdout.WriteString(md)
 	} else {
