@@ -4,6 +4,8 @@
                    wait_for_release, at most 10 s) until /release?token=T;
                    answers "released T" (or "gave up T")
   /release?token=T lets the /block request with token T go on
+  /sleep?s=S       prints "opsapp: sleeping" on stderr, sleeps S seconds,
+                   then answers "slept"
   /raise           the app raises RuntimeError
   /pid             the worker process's pid
   anything else    "ok"
@@ -11,6 +13,7 @@
 import os
 import sys
 import threading
+import time
 from urllib.parse import parse_qs
 
 _lock = threading.Lock()
@@ -35,6 +38,10 @@ def application(environ, start_response):
     elif path == "/release":
         _event(token).set()
         body = "ok"
+    elif path == "/sleep":
+        print("opsapp: sleeping", file=sys.stderr, flush=True)
+        time.sleep(float(parse_qs(environ["QUERY_STRING"])["s"][0]))
+        body = "slept"
     elif path == "/raise":
         raise RuntimeError("opsapp raises on purpose")
     elif path == "/pid":

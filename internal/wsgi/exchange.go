@@ -126,6 +126,17 @@ func (ex *Exchange) Refuse(status int) {
 	ex.finish()
 }
 
+// StatusClientClosed is logged for a request whose client went away before
+// a worker took it (nginx's 499); nothing is sent.
+const StatusClientClosed = 499
+
+// Abandon marks done, without an answer, an exchange whose client has
+// gone.
+func (ex *Exchange) Abandon() {
+	ex.Status = StatusClientClosed
+	ex.finish()
+}
+
 // plainError sends a short text response for status.
 func (ex *Exchange) plainError(status int) {
 	h := ex.W.Header()

@@ -94,11 +94,16 @@ func (p *Pool) run(i int, ready *sync.WaitGroup) {
 			}
 			continue
 		}
-		if p.timeout > 0 && time.Since(ex.Queued) >= p.timeout {
+		switch {
+		case ex.R.Context().Err() != nil:
+			// The client hung up while the request waited: running the app
+			// for nobody would only delay the requests behind it.
+			ex.Abandon()
+		case p.timeout > 0 && time.Since(ex.Queued) >= p.timeout:
 			ex.Refuse(http.StatusGatewayTimeout) // it never started: 504, not 502
-			continue
+		default:
+			w.serve(ex)
 		}
-		w.serve(ex)
 	}
 	w.thread.Close()
 }
