@@ -144,12 +144,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if conn == nil {
 		conn = &connInfo{}
 	}
-	ex := wsgi.NewExchange(w, r, conn.local, conn.tcp)
-	if status := h.bufferBody(ex); status != 0 {
-		ex.Refuse(status)
-	} else if !h.Queue.Submit(ex) {
-		ex.Refuse(http.StatusServiceUnavailable)
-	}
+	ex := wsgi.NewExchange(w, r, conn.local, conn.tcp, start)
+	h.dispatch(ex)
 	<-ex.Done()
 	h.log(ex, start)
 	aborted := ex.Aborted
@@ -158,6 +154,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The response is incomplete: drop the connection so that the
 		// client cannot take it for a whole one.
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// dispatch reads the start of ex's body and queues it, or answers it at
+// once when it cannot run.
+func (h *Handler) dispatch(ex *wsgi.Exchange) {
+	if status := h.bufferBody(ex); status != 0 {
+		ex.Refuse(status)
+		return
+	}
+	if len(ex.Body) > 0 {
+		ex.Queued = time.Now() // reading the body was not time in the queue
+	}
+	if !h.Queue.Submit(ex) {
+		ex.Refuse(http.StatusServiceUnavailable)
 	}
 }
 

@@ -39,6 +39,7 @@ static const char *const common_values[] = {
 };
 #define NCOMMON (sizeof(common_values) / sizeof(common_values[0]))
 static PyObject *common_objects[NCOMMON]; /* strong */
+static size_t common_lengths[NCOMMON];
 
 /*
  * Environ keys for request headers ("User-Agent" -> "HTTP_USER_AGENT"),
@@ -820,6 +821,7 @@ int wsgo_init(const char *program, const char *argv0, int multiprocess)
 			goto fail;
 	}
 	for (i = 0; i < NCOMMON; i++) {
+		common_lengths[i] = strlen(common_values[i]);
 		common_objects[i] = PyUnicode_InternFromString(common_values[i]);
 		if (common_objects[i] == NULL)
 			goto fail;
@@ -989,7 +991,7 @@ static PyObject *latin1_value(const char *s, size_t n)
 	size_t i;
 	if (n <= 9) {
 		for (i = 0; i < NCOMMON; i++) {
-			if (strlen(common_values[i]) == n && memcmp(common_values[i], s, n) == 0) {
+			if (common_lengths[i] == n && memcmp(common_values[i], s, n) == 0) {
 				Py_INCREF(common_objects[i]);
 				return common_objects[i];
 			}

@@ -67,10 +67,10 @@ type Exchange struct {
 var exchanges = sync.Pool{New: func() any { return &Exchange{done: make(chan struct{}, 1)} }}
 
 // NewExchange prepares an exchange for r, which came in on conn (nil when
-// it is not a plain TCP connection) at localAddr.
-func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, conn *net.TCPConn) *Exchange {
+// it is not a plain TCP connection) at localAddr and is queued at now.
+func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, conn *net.TCPConn, now time.Time) *Exchange {
 	ex := exchanges.Get().(*Exchange)
-	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Conn: conn, Queued: time.Now(), Worker: -1, done: ex.done}
+	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Conn: conn, Queued: now, Worker: -1, done: ex.done}
 	return ex
 }
 
