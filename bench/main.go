@@ -88,7 +88,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.out, "out", "-", "write the Markdown report to this file (- for stdout)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds)")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "length of the wrk warm-up before each measured run (0 for none)")
-	fs.IntVar(&c.repeat, "repeat", 1, "measured wrk runs per server and workload; the median by req/s is reported")
+	fs.IntVar(&c.repeat, "repeat", 1, "measured wrk runs per server and workload, taken in rounds over all servers so that a drift in the machine's speed touches every server alike; the median by req/s is reported")
 	fs.BoolVar(&c.quick, "quick", false, "smoke run: -duration 2s -warmup 1s -mem-requests 10000,100000 unless given")
 	fs.StringVar(&only, "only", "", "comma-separated workloads to run, and/or \"memory\" (default all): "+strings.Join(workloadNames(), ","))
 	fs.StringVar(&srv, "servers", "", "comma-separated servers to run (default all): "+strings.Join(serverNames(), ","))
@@ -271,15 +271,24 @@ func run(c *config) (int, error) {
 		fmt.Fprintf(os.Stderr, "bench: warning: load average is %s; other work on this machine will skew the figures\n", rep.LoadStart)
 	}
 	failed := 0
+	rounds := make([][]result, len(jobs))
+	for round := 1; round <= c.repeat; round++ {
+		for i, j := range jobs {
+			fmt.Fprintf(os.Stderr, "[round %d/%d, %d/%d] %-9s %-17s ", round, c.repeat, i+1, len(jobs), j.w.Name, j.s.Name)
+			r := c.runOne(j.s, j.w)
+			if r.Err != nil {
+				fmt.Fprintf(os.Stderr, "FAILED: %v\n", r.Err)
+			} else {
+				fmt.Fprintf(os.Stderr, "%10.0f req/s  p99 %-9s  new conn %-11s  errors %s\n",
+					r.Wrk.ReqPerSec, fmtDur(r.Wrk.P99), r.Wrk.Probe, r.Wrk.errorText())
+			}
+			rounds[i] = append(rounds[i], r)
+		}
+	}
 	for i, j := range jobs {
-		fmt.Fprintf(os.Stderr, "[%d/%d] %-9s %-17s ", i+1, len(jobs), j.w.Name, j.s.Name)
-		r := c.runOne(j.s, j.w)
+		r := median(rounds[i])
 		if r.Err != nil {
 			failed++
-			fmt.Fprintf(os.Stderr, "FAILED: %v\n", r.Err)
-		} else {
-			fmt.Fprintf(os.Stderr, "%10.0f req/s  p99 %-9s  new conn %-11s  errors %s\n",
-				r.Wrk.ReqPerSec, fmtDur(r.Wrk.P99), r.Wrk.Probe, r.Wrk.errorText())
 		}
 		rep.Results[j.w.Name] = append(rep.Results[j.w.Name], r)
 	}
@@ -353,18 +362,10 @@ func (c *config) runOne(s server, w workload) (r result) {
 		}
 	}
 	run.Duration = c.duration
-	var runs []wrkResult
-	for i := 0; i < c.repeat; i++ {
-		res, err := c.measure(run, url, w)
-		if err != nil {
-			r.Err = err
-			return r
-		}
-		runs = append(runs, res)
+	if r.Wrk, err = c.measure(run, url, w); err != nil {
+		r.Err = err
+		return r
 	}
-	// The median run by req/s (the lower middle one for an even count).
-	sort.Slice(runs, func(i, j int) bool { return runs[i].ReqPerSec < runs[j].ReqPerSec })
-	r.Wrk = runs[(len(runs)-1)/2]
 	if s.Wsgo && w.Name == "hello" {
 		time.Sleep(time.Second)
 		if m, err := readMem(p.cmd.Process.Pid); err == nil {
@@ -372,6 +373,19 @@ func (c *config) runOne(s server, w workload) (r result) {
 		}
 	}
 	return r
+}
+
+// median is the median result by req/s (the lower middle one for an even
+// count); a failed round makes the whole result failed.
+func median(results []result) result {
+	for _, r := range results {
+		if r.Err != nil {
+			return r
+		}
+	}
+	sorted := append([]result(nil), results...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Wrk.ReqPerSec < sorted[j].Wrk.ReqPerSec })
+	return sorted[(len(sorted)-1)/2]
 }
 
 // checkResponse makes one request with Go's HTTP client, on a connection

@@ -232,7 +232,7 @@ func repeatText(n int) string {
 	if n == 1 {
 		return ""
 	}
-	return fmt.Sprintf(" %d times, reporting the median run by req/s", n)
+	return fmt.Sprintf("; this is done %d times, in rounds that go through every server and workload before the next round starts (so that a drift in the machine's speed touches every server alike), and the median run by req/s is reported", n)
 }
 
 // busy reports whether a /proc/loadavg triple shows a 1-minute load of 1 or
