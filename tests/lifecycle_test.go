@@ -1,15 +1,12 @@
 package tests
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,43 +22,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 8}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Timeout: 20 * time.Second, Transport: tr}
-	const goroutines = 8
-	var (
-		ok      atomic.Int64
-		mu      sync.Mutex
-		errs    []string
-		lastPID = make([]string, goroutines)
-		stop    = make(chan struct{})
-		wg      sync.WaitGroup
-	)
-	for g := 0; g < goroutines; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				status, body, err := fetch(c, s.URL+"/pid")
-				if err == nil && status != 200 {
-					err = fmt.Errorf("status %d: %.200q", status, body)
-				}
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err.Error())
-					mu.Unlock()
-					continue
-				}
-				lastPID[g] = body
-				ok.Add(1)
-			}
-		}()
-	}
-	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer stopLoad()
-	waitFor(t, waitTimeout, "the load to get going", func() bool { return ok.Load() >= 50 })
+	l := startLoad(t, c, s.URL+"/pid", 8)
+	waitFor(t, waitTimeout, "the load to get going", func() bool { return l.OK() >= 50 })
 
 	for i := 0; i < 2; i++ {
 		mark := s.stderr.Len()
@@ -69,9 +31,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		s.WaitStderrAfter(t, mark, "reloading: starting a new generation of workers")
 		s.WaitStderrAfter(t, mark, "reload done")
 	}
-	okBefore := ok.Load()
-	waitFor(t, waitTimeout, "more requests to succeed", func() bool { return ok.Load() >= okBefore+50 })
-	stopLoad()
+	okBefore := l.OK()
+	waitFor(t, waitTimeout, "more requests to succeed", func() bool { return l.OK() >= okBefore+50 })
+	l.Stop()
 	// Once the load stops, the old processes finish and go.
 	var after []int
 	waitFor(t, waitTimeout, "the old worker processes to exit", func() bool {
@@ -79,9 +41,8 @@ func TestReloadUnderLoad(t *testing.T) {
 		return len(after) == 2 && !slices.Contains(after, before[0]) && !slices.Contains(after, before[1])
 	})
 
-	mu.Lock()
-	defer mu.Unlock()
-	t.Logf("%d requests succeeded across two reloads", ok.Load())
+	errs, lastPID, _ := l.Results()
+	t.Logf("%d requests succeeded across two reloads", l.OK())
 	if len(errs) > 0 {
 		t.Errorf("%d requests failed during the reloads, want none: %q", len(errs), errs[:min(len(errs), 10)])
 	}

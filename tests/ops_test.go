@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -179,47 +178,6 @@ func TestSignalRightAfterListening(t *testing.T) {
 	}
 }
 
-// loadUntil runs GET path with fresh connections, one at a time, until
-// stop is called; stop returns how many succeeded, the failures, and the
-// pids answered (the app's /pid).
-func loadUntil(s *server, path string) (stop func() (ok int, failures []string, pids map[string]bool)) {
-	c := freshClient(waitTimeout)
-	quit := make(chan struct{})
-	var (
-		wg   sync.WaitGroup
-		n    int
-		errs []string
-		seen = map[string]bool{}
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// Bounded even if stop is never reached.
-		for deadline := time.Now().Add(2 * waitTimeout); time.Now().Before(deadline); {
-			select {
-			case <-quit:
-				return
-			default:
-			}
-			status, body, err := fetch(c, s.URL+path)
-			switch {
-			case err != nil:
-				errs = append(errs, err.Error())
-			case status != 200:
-				errs = append(errs, fmt.Sprintf("status %d: %.200q", status, body))
-			default:
-				n++
-				seen[body] = true
-			}
-		}
-	}()
-	halt := sync.OnceFunc(func() { close(quit); wg.Wait() })
-	return func() (int, []string, map[string]bool) {
-		halt()
-		return n, errs, seen
-	}
-}
-
 // TestMaxRequestsRecycles: after --max-requests requests (plus up to 10%),
 // the worker process asks for a replacement, which takes over without a
 // failed request.
@@ -241,8 +199,7 @@ func TestMaxRequestsRecycles(t *testing.T) {
 	// The limit is checked once a second; no request is sent meanwhile,
 	// so the count it reports is at most what was sent.
 	s.WaitStderrAfter(t, mark, "recycling a worker process")
-	stop := loadUntil(s, "/pid")
-	defer stop()
+	l := startLoad(t, freshClient(waitTimeout), s.URL+"/pid", 1)
 	recycleRE := regexp.MustCompile(`msg="recycling a worker process" process=1 pid=(\d+) reason="max-requests \((\d+) served\)"`)
 	if m := recycleRE.FindStringSubmatch(s.Stderr()[mark:]); m == nil {
 		t.Errorf("the recycling line does not match %q; stderr gained:\n%s", recycleRE, tail(s.Stderr()[mark:]))
@@ -255,8 +212,8 @@ func TestMaxRequestsRecycles(t *testing.T) {
 		now := s.Children(t)
 		return len(now) >= 1 && !slices.Contains(now, old[0])
 	})
-	ok, failures, pids := stop()
-	t.Logf("%d requests during the recycle, answered by pids %v", ok, pids)
+	failures, _, pids := l.Results()
+	t.Logf("%d requests during the recycle, answered by pids %v", l.OK(), pids)
 	if len(failures) > 0 {
 		t.Errorf("%d requests failed during the recycle, want none: %q", len(failures), failures[:min(len(failures), 10)])
 	}

@@ -5,8 +5,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,41 +52,8 @@ func TestKilledWorkerIsReplaced(t *testing.T) {
 	// kill can fail at most one request per goroutine.
 	const goroutines = 4
 	c := freshClient(waitTimeout)
-	var (
-		ok, failed atomic.Int64
-		mu         sync.Mutex
-		errs       []error
-		stop       = make(chan struct{})
-		wg         sync.WaitGroup
-	)
-	for g := 0; g < goroutines; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				status, _, err := fetch(c, s.URL+"/pid")
-				if err == nil && status != 200 {
-					err = &statusError{strconv.Itoa(status)}
-				}
-				if err != nil {
-					failed.Add(1)
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
-	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer stopLoad()
-	waitFor(t, waitTimeout, "the load to get going", func() bool { return ok.Load() >= 20 })
+	l := startLoad(t, c, s.URL+"/pid", goroutines)
+	waitFor(t, waitTimeout, "the load to get going", func() bool { return l.OK() >= 20 })
 
 	mark := s.stderr.Len()
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
@@ -112,15 +77,12 @@ func TestKilledWorkerIsReplaced(t *testing.T) {
 		_, body, err := fetch(c, s.URL+"/pid")
 		return err == nil && body == strconv.Itoa(replacement)
 	})
-	okBefore := ok.Load()
-	waitFor(t, waitTimeout, "more requests to succeed", func() bool { return ok.Load() >= okBefore+20 })
-	stopLoad()
-
-	mu.Lock()
-	defer mu.Unlock()
-	t.Logf("%d requests succeeded, %d failed: %v", ok.Load(), failed.Load(), errs)
-	if failed.Load() > goroutines {
-		t.Errorf("%d requests failed, want at most %d (those running on the killed process): %v", failed.Load(), goroutines, errs)
+	okBefore := l.OK()
+	waitFor(t, waitTimeout, "more requests to succeed", func() bool { return l.OK() >= okBefore+20 })
+	errs, _, _ := l.Results()
+	t.Logf("%d requests succeeded, %d failed: %v", l.OK(), len(errs), errs)
+	if len(errs) > goroutines {
+		t.Errorf("%d requests failed, want at most %d (those running on the killed process): %v", len(errs), goroutines, errs)
 	}
 	if got := s.Children(t); !slices.Equal(got, after) {
 		t.Errorf("worker processes changed again after the replacement: %v, then %v", after, got)

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -640,4 +641,69 @@ func statusOf(raw []byte) string {
 		return f[1]
 	}
 	return fmt.Sprintf("<no status line in %.200q>", raw)
+}
+
+// load keeps goroutines requesting a URL, one request in flight each, until
+// Stop (or the test's end, or a bound of twice waitTimeout). It counts the
+// successes and keeps the failures, each goroutine's last answer and every
+// distinct answer.
+type load struct {
+	ok   atomic.Int64
+	mu   sync.Mutex
+	errs []string
+	last []string
+	seen map[string]bool
+	quit chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// startLoad starts n goroutines requesting url through c.
+func startLoad(t testing.TB, c *http.Client, url string, n int) *load {
+	l := &load{last: make([]string, n), seen: map[string]bool{}, quit: make(chan struct{})}
+	for g := 0; g < n; g++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for deadline := time.Now().Add(2 * waitTimeout); time.Now().Before(deadline); {
+				select {
+				case <-l.quit:
+					return
+				default:
+				}
+				status, body, err := fetch(c, url)
+				if err == nil && status != 200 {
+					err = fmt.Errorf("status %d: %.200q", status, body)
+				}
+				l.mu.Lock()
+				if err != nil {
+					l.errs = append(l.errs, err.Error())
+				} else {
+					l.last[g] = body
+					l.seen[body] = true
+				}
+				l.mu.Unlock()
+				if err == nil {
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	t.Cleanup(l.Stop)
+	return l
+}
+
+// OK is how many requests have succeeded so far.
+func (l *load) OK() int64 { return l.ok.Load() }
+
+// Stop ends the load and waits for its requests in flight.
+func (l *load) Stop() { l.once.Do(func() { close(l.quit); l.wg.Wait() }) }
+
+// Results stops the load and returns the failures, each goroutine's last
+// answer and the set of answers.
+func (l *load) Results() (failures, last []string, seen map[string]bool) {
+	l.Stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.errs, l.last, l.seen
 }
