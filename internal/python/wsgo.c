@@ -1268,8 +1268,9 @@ static wsgo_result *fail_locked(wsgo_worker *w)
 
 /*
  * Returns (malloc'd, for the caller to free) the result of calling helper
- * with arg (NULL: no argument), as UTF-8 text. Called on self's thread;
- * takes the GIL for the call and releases it after.
+ * with arg (NULL: no argument), as UTF-8 text, or NULL after printing an
+ * error. Steals the reference to arg. Called on self's thread; takes the
+ * GIL for the call and releases it after.
  */
 static char *call_helper_text(wsgo_worker *self, PyObject *helper, PyObject *arg)
 {
