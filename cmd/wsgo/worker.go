@@ -17,11 +17,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"wsgo/internal/accesslog"
+	"wsgo/internal/cache"
 	"wsgo/internal/config"
 	"wsgo/internal/front"
 	"wsgo/internal/procstat"
 	"wsgo/internal/python"
 	"wsgo/internal/scheduler"
+	"wsgo/internal/static"
 	"wsgo/internal/supervisor"
 	"wsgo/internal/wsgi"
 )
@@ -65,10 +67,20 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 		return 1
 	}
 
+	files, err := static.New(cfg.StaticMap, cfg.SendfileRoots, cfg.StaticMaxAge)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgo: %v\n", err)
+		return 2
+	}
+	var responses *cache.Cache
+	if cfg.MaxAge > 0 {
+		responses = cache.New(time.Duration(cfg.MaxAge)*time.Second, int64(cfg.CacheSize)<<20)
+	}
 	queue := &scheduler.Queue[*wsgi.Exchange]{}
 	pool := wsgi.StartPool(queue, cfg.Workers, time.Duration(cfg.RequestTimeout)*time.Second, log)
 	access := accesslog.New(os.Stdout)
-	handler := &front.Handler{Queue: queue, MaxBodySize: cfg.MaxBodySize, Access: access}
+	handler := &front.Handler{Queue: queue, MaxBodySize: cfg.MaxBodySize, Access: access,
+		Static: files, Cache: responses, Log: log}
 	srv := front.NewServer(handler, log)
 
 	ln, err := link.Listener()

@@ -31,8 +31,17 @@ type Config struct {
 	ReloadOnRSS int
 	Reload      bool
 	SchedBatch  bool
-	Version     bool
-	Help        bool
+	// StaticMap holds PREFIX=DIR pairs; SendfileRoots the directories
+	// only reachable through X-Sendfile and X-Accel-Redirect.
+	StaticMap     []string
+	StaticMaxAge  int
+	SendfileRoots []string
+	// MaxAge is the response cache's longest lifetime in seconds; 0 turns
+	// the cache off. CacheSize is its bound in MiB.
+	MaxAge    int
+	CacheSize int
+	Version   bool
+	Help      bool
 }
 
 // ErrHelp is returned by Parse after --help has printed the usage.
@@ -70,6 +79,11 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.IntVar(&c.ReloadOnRSS, "reload-on-rss", 0, "replace a worker process whose resident memory exceeds this many MiB (0: never)")
 	fs.BoolVar(&c.Reload, "reload", false, "development: reload the workers when a .py file under the app's directories changes")
 	fs.BoolVar(&c.SchedBatch, "sched-batch", true, "run worker processes under Linux's SCHED_BATCH policy, so that their threads do not preempt each other on every wake-up")
+	fs.Var(listFlag{&c.StaticMap}, "static-map", "serve files under URL PREFIX from DIR, as PREFIX=DIR, before the app (repeatable; the longest prefix wins)")
+	fs.IntVar(&c.StaticMaxAge, "static-max-age", 86400, "Cache-Control max-age, in seconds, of files served by --static-map")
+	fs.Var(listFlag{&c.SendfileRoots}, "sendfile-root", "a directory whose files the app may send with X-Sendfile or X-Accel-Redirect without serving them publicly (repeatable)")
+	fs.IntVar(&c.MaxAge, "max-age", 0, "cache responses whose Cache-Control has max-age for at most this many seconds (0: no cache)")
+	fs.IntVar(&c.CacheSize, "cache-size", 64, "the response cache's size in MiB; least recently used responses go first")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.BoolVar(&c.Help, "help", false, "print this help and exit")
 	return fs
@@ -110,6 +124,8 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("--max-body-size must not be negative")
 	case c.RequestTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxRequests < 0 || c.ReloadOnRSS < 0:
 		return nil, fmt.Errorf("--request-timeout, --shutdown-timeout, --max-requests and --reload-on-rss must not be negative")
+	case c.StaticMaxAge < 0 || c.MaxAge < 0 || c.CacheSize < 0:
+		return nil, fmt.Errorf("--static-max-age, --max-age and --cache-size must not be negative")
 	}
 	return c, nil
 }

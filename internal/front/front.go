@@ -1,10 +1,13 @@
-// Package front is wsgo's HTTP side: the net/http server, the checks a
-// request must pass before it may cost a Python worker anything, buffering
-// the start of its body, and the access log line once it is answered.
+// Package front is wsgo's HTTP side: the net/http server, what is answered
+// without Python (static files, cache hits), the checks a request must pass
+// before it may cost a Python worker anything, buffering the start of its
+// body, and the access log line once it is answered.
 //
-// It owns the connection and its time limits. It does not decide which
-// request runs next (the scheduler does) or how a response is built (the
-// wsgi package does); it hands each request over as a wsgi.Exchange and
+// It owns the connection and its time limits, and the order in which a
+// request meets static files, the cache and the queue. It does not decide
+// which request runs next (the scheduler does), how a response is built
+// (the wsgi package does), which file a path names (static) or what may be
+// stored (cache); it hands each request to the app as a wsgi.Exchange and
 // waits for it to be done.
 package front
 
@@ -19,7 +22,9 @@ import (
 	"time"
 
 	"wsgo/internal/accesslog"
+	"wsgo/internal/cache"
 	"wsgo/internal/scheduler"
+	"wsgo/internal/static"
 	"wsgo/internal/wsgi"
 )
 
@@ -47,6 +52,12 @@ type Handler struct {
 	// larger ones get 413 without the app being called.
 	MaxBodySize int64
 	Access      *accesslog.Logger
+	// Static serves --static-map files and the apps' hand-offs.
+	Static *static.Server
+	// Cache, when set, answers from and stores responses.
+	Cache *cache.Cache
+	// Log receives what goes wrong outside the app.
+	Log *slog.Logger
 
 	draining atomic.Bool
 }
@@ -134,20 +145,36 @@ wait:
 	return err
 }
 
-// ServeHTTP queues the request for a worker and waits until it is answered.
+// ServeHTTP answers a request from a static file or the cache when it can,
+// and otherwise queues it for a worker and waits until it is answered.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if h.draining.Load() {
 		w.Header()["Connection"] = []string{"close"}
+	}
+	if sent, ok := h.Static.Serve(w, r); ok {
+		h.log(r, sent.Status, sent.Written, -1, start)
+		return
+	}
+	var refresh *cache.Refresh
+	cacheable := h.Cache != nil && cache.Cacheable(r)
+	if cacheable {
+		var hit bool
+		if refresh, hit = h.fromCache(w, r, start); hit {
+			return
+		}
 	}
 	conn, _ := r.Context().Value(connKey{}).(*connInfo)
 	if conn == nil {
 		conn = &connInfo{}
 	}
 	ex := wsgi.NewExchange(w, r, conn.local, conn.tcp, start)
+	if cacheable && r.Method != http.MethodHead {
+		ex.Record = h.Cache.Storable
+	}
 	h.dispatch(ex)
 	<-ex.Done()
-	h.log(ex, start)
+	h.finish(ex, refresh, start)
 	aborted := ex.Aborted
 	ex.Release()
 	if aborted {
@@ -156,6 +183,89 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 }
+
+// finish completes an exchange the app has answered: it sends the file the
+// app handed back, stores a recorded response, ends the cache refresh the
+// request was making (if any) and logs it as started at start.
+func (h *Handler) finish(ex *wsgi.Exchange, refresh *cache.Refresh, start time.Time) {
+	status, written := ex.Status, ex.Written
+	if ex.HandOff.Target != "" {
+		sent, err := h.Static.ServeHandOff(ex.W, ex.R, ex.HandOff.Target, ex.HandOff.URI)
+		if err != nil {
+			h.Log.Error("app's file hand-off refused", "err", err, "method", ex.R.Method, "uri", ex.R.RequestURI)
+		}
+		status, written = sent.Status, sent.Written
+	} else if body, complete := ex.Recorded(); complete {
+		h.Cache.Store(ex.R, ex.Status, ex.W.Header(), ex.Control, body, time.Now())
+	}
+	if refresh != nil {
+		refresh.Done(time.Now())
+	}
+	h.log(ex.R, status, written, ex.Worker, start)
+}
+
+// fromCache answers (and logs) r from the cache when it holds a fresh
+// response, and reports whether it did. Where the cache makes r the request that
+// refreshes an entry, it starts the refresh in the background after a hit
+// or returns it, to be ended once r has run. When another request is
+// refreshing an expired entry, it waits for that first.
+func (h *Handler) fromCache(w http.ResponseWriter, r *http.Request, start time.Time) (*cache.Refresh, bool) {
+	now := start
+	for range 2 {
+		l := h.Cache.Lookup(r, now)
+		switch {
+		case l.Hit != nil:
+			status, n := l.Hit.Serve(w, r, now)
+			if l.Refresh != nil {
+				h.refreshInBackground(r, l.Refresh)
+			}
+			h.log(r, status, n, -1, start)
+			return nil, true
+		case l.Wait != nil:
+			select {
+			case <-l.Wait:
+				now = time.Now()
+			case <-r.Context().Done():
+				return nil, false
+			}
+		default:
+			return l.Refresh, false
+		}
+	}
+	return nil, false
+}
+
+// refreshInBackground runs a copy of r, as a GET without its client, to
+// renew the cache entry r was just answered from.
+func (h *Handler) refreshInBackground(r *http.Request, refresh *cache.Refresh) {
+	now := time.Now()
+	bg := r.Clone(context.WithoutCancel(r.Context()))
+	if bg.Method == http.MethodHead {
+		bg.Method = http.MethodGet
+	}
+	conn, _ := r.Context().Value(connKey{}).(*connInfo)
+	local := ""
+	if conn != nil {
+		local = conn.local
+	}
+	ex := wsgi.NewExchange(&discardWriter{header: http.Header{}}, bg, local, nil, now)
+	ex.Record = h.Cache.Storable
+	h.dispatch(ex)
+	go func() {
+		<-ex.Done()
+		h.finish(ex, refresh, now)
+		ex.Release()
+	}()
+}
+
+// discardWriter is the ResponseWriter of a background refresh: the
+// response only goes to the cache.
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Flush()                      {}
 
 // dispatch reads the start of ex's body and queues it, or answers it at
 // once when it cannot run.
@@ -172,9 +282,10 @@ func (h *Handler) dispatch(ex *wsgi.Exchange) {
 	}
 }
 
-func (h *Handler) log(ex *wsgi.Exchange, start time.Time) {
+// log writes the access log line of r, answered with status and written
+// body bytes by worker (-1 for none) since start.
+func (h *Handler) log(r *http.Request, status int, written int64, worker int, start time.Time) {
 	now := time.Now()
-	r := ex.R
 	client, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		client = r.RemoteAddr
@@ -184,12 +295,12 @@ func (h *Handler) log(ex *wsgi.Exchange, start time.Time) {
 		Method:    r.Method,
 		URI:       r.RequestURI,
 		Proto:     r.Proto,
-		Status:    ex.Status,
-		Bytes:     ex.Written,
+		Status:    status,
+		Bytes:     written,
 		Referer:   r.Referer(),
 		UserAgent: r.UserAgent(),
 		Duration:  now.Sub(start),
-		Worker:    ex.Worker,
+		Worker:    worker,
 	}, now)
 }
 

@@ -56,6 +56,23 @@ type Exchange struct {
 	// truncated body for a whole one.
 	Aborted bool
 
+	// Control holds the response headers meant for wsgo rather than the
+	// client (X-WSGo-*, X-Sendfile, X-Accel-Redirect); they are never
+	// sent. Nil when the app set none.
+	Control http.Header
+	// HandOff is set when the app answered with X-Sendfile or
+	// X-Accel-Redirect: the worker sent nothing, the app's status is in
+	// Status and its other headers are in W.Header(), and the front is
+	// to serve the named file, so that no worker waits on the client.
+	HandOff HandOff
+
+	// Record, when set by the front, is asked once the status and headers
+	// are known whether to keep a copy of the body (for the response
+	// cache). The copy stops, and is dropped, past MaxRecorded bytes.
+	Record    func(status int, header, control http.Header) bool
+	recorded  []byte
+	recording bool
+
 	bodyPos      int
 	bodyBuf      *[]byte // Body's pooled backing array, if any
 	bodyTooLarge bool
@@ -72,6 +89,39 @@ func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, conn 
 	ex := exchanges.Get().(*Exchange)
 	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Conn: conn, Queued: now, Worker: -1, done: ex.done}
 	return ex
+}
+
+// HandOff names the file an app handed back to the server to send.
+type HandOff struct {
+	// Target is X-Sendfile's file path or X-Accel-Redirect's URI path.
+	Target string
+	// URI is true for X-Accel-Redirect.
+	URI bool
+}
+
+// MaxRecorded is the largest body Record may keep: the response cache
+// stores nothing bigger (the spec's 1 MB).
+const MaxRecorded = 1 << 20
+
+// Recorded returns the body kept because Record asked for it, and whether
+// it is the whole response as the client received it.
+func (ex *Exchange) Recorded() ([]byte, bool) {
+	complete := ex.recording && !ex.Aborted &&
+		(ex.declared < 0 || ex.declared == int64(len(ex.recorded)))
+	return ex.recorded, complete
+}
+
+// record keeps a copy of body bytes sent to the client, while Record wants
+// them and they fit.
+func (ex *Exchange) record(p []byte) {
+	if !ex.recording {
+		return
+	}
+	if len(ex.recorded)+len(p) > MaxRecorded {
+		ex.recording, ex.recorded = false, nil
+		return
+	}
+	ex.recorded = append(ex.recorded, p...)
 }
 
 // Done receives once, when the worker has finished with the exchange.

@@ -268,6 +268,9 @@ func (w *worker) Write(p []byte) error {
 	}
 	res := w.thread.Result()
 	if !w.sendHeaders(res, -1) {
+		if ex.HandOff.Target != "" {
+			return nil // the server sends a file instead of this body
+		}
 		return io.ErrClosedPipe
 	}
 	return w.stream(p)
@@ -385,6 +388,7 @@ func (ex *Exchange) copyFile(fd int, offset, length int64) error {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return err
 	}
+	ex.recording, ex.recorded = false, nil // not worth reading the file back for the cache
 	n, err := io.CopyN(ex.W, f, length)
 	ex.Written += n
 	return err
@@ -404,6 +408,7 @@ func (w *worker) write(p []byte) bool {
 	}
 	n, err := ex.W.Write(p)
 	ex.Written += int64(n)
+	ex.record(p[:n])
 	if err != nil {
 		ex.Aborted = true
 		return false
@@ -462,6 +467,7 @@ func (w *worker) stream(p []byte) error {
 		return err
 	}
 	ex.Written += int64(len(p))
+	ex.record(p)
 	return nil
 }
 
@@ -478,13 +484,16 @@ func (ex *Exchange) flush() error {
 // sendHeaders sends the app's status and headers. length is the body
 // length when the server knows it (-1 if not); it becomes Content-Length
 // unless the app set one. Hop-by-hop headers are the server's business
-// (PEP 3333) and are dropped, except that "Connection: close" is honoured.
-// It reports false, having answered 500, when the status cannot be sent,
-// and is a no-op once the headers have gone.
+// (PEP 3333) and are dropped, except that "Connection: close" is honoured;
+// headers addressed to wsgo go to ex.Control instead of the client.
+// It reports whether the body is to be sent: false, having answered 500,
+// when the status cannot be sent, and false when the app handed a file
+// back to the server (ex.HandOff), whose headers the front sends. It is a
+// no-op once the headers have gone.
 func (w *worker) sendHeaders(res python.Result, length int64) bool {
 	ex := w.ex
 	if res.HeadersSent() {
-		return !ex.Aborted // the app's write() sent them already
+		return !ex.Aborted && ex.HandOff.Target == ""
 	}
 	status := res.Status()
 	if status < 200 {
@@ -497,6 +506,13 @@ func (w *worker) sendHeaders(res python.Result, length int64) bool {
 	h := ex.W.Header()
 	res.Headers(func(name, value []byte) {
 		key := canonicalHeader(name)
+		if isControlHeader(key) {
+			if ex.Control == nil {
+				ex.Control = http.Header{}
+			}
+			ex.Control[key] = append(ex.Control[key], string(value))
+			return
+		}
 		switch key {
 		case "Content-Length":
 			n, ok := parseLength(value)
@@ -516,16 +532,49 @@ func (w *worker) sendHeaders(res python.Result, length int64) bool {
 		}
 		h[key] = append(h[key], string(value))
 	})
+	if ex.Control != nil {
+		if ex.HandOff = handOffOf(ex.Control); ex.HandOff.Target != "" {
+			delete(h, "Content-Length") // the file's, not the app's
+			res.MarkHeadersSent()
+			ex.Status = status
+			return false
+		}
+	}
 	if _, ok := h["Content-Type"]; !ok {
 		h["Content-Type"] = nil // no Content-Type from the app: send none, don't sniff one
 	}
 	if ex.declared < 0 && length >= 0 && status != http.StatusNoContent && status != http.StatusNotModified {
 		h["Content-Length"] = []string{strconv.FormatInt(length, 10)}
 	}
+	if ex.Record != nil && ex.Record(status, h, ex.Control) {
+		ex.recording = true
+		if n := max(ex.declared, length); n >= 0 && n <= MaxRecorded {
+			ex.recorded = make([]byte, 0, n)
+		}
+	}
 	ex.W.WriteHeader(status)
 	res.MarkHeadersSent()
 	ex.Status = status
 	return true
+}
+
+// isControlHeader reports whether a response header (canonical name) is
+// addressed to wsgo rather than the client.
+func isControlHeader(key string) bool {
+	return len(key) > 2 && key[0] == 'X' && key[1] == '-' &&
+		(strings.HasPrefix(key, "X-Wsgo-") || key == "X-Sendfile" || key == "X-Accel-Redirect")
+}
+
+// handOffOf reads X-Sendfile or X-Accel-Redirect from the app's control
+// headers; X-Sendfile wins when an app sets both.
+func handOffOf(control http.Header) HandOff {
+	if v := control.Get("X-Sendfile"); v != "" {
+		return HandOff{Target: v}
+	}
+	if v := control.Get("X-Accel-Redirect"); v != "" {
+		return HandOff{Target: v, URI: true}
+	}
+	return HandOff{}
 }
 
 // declaredLength is the app's Content-Length among res's headers, or -1.
