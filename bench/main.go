@@ -6,15 +6,20 @@
 // Every server runs as one worker process pinned to one CPU (taskset -c 0),
 // and wrk, with one thread, runs pinned to another (taskset -c 1), both on
 // 127.0.0.1 with a free port. For each workload (the Python applications
-// under bench/apps) each server is started afresh, one response is checked
+// under bench/apps, a static file the harness writes, a page from wsgo's
+// response cache) each server is started afresh, one response is checked
 // with a plain Go HTTP request, wrk warms it up and then measures it, and the
 // server is stopped (SIGTERM, then SIGKILL after a bound) before the next.
 // The report gives requests/s, p99 latency and wsgo's ratio to each peer per
 // workload, the targets wsgo must meet, and wsgo's memory after a million
 // requests.
 //
-// Progress goes to stderr; the server logs go to a temporary directory that
-// is kept when something fails.
+// The Go floors are this program itself, re-executed as `-floor-server PORT`
+// (a net/http handler writing hello's body) or `-fileserver-floor PORT DIR`
+// (http.FileServer of DIR under /static).
+//
+// Progress goes to stderr; the server logs, and the static files, go to a
+// temporary directory that is kept when something fails.
 package main
 
 import (
@@ -53,14 +58,19 @@ type config struct {
 	startWait   time.Duration
 	stopWait    time.Duration
 	wrkTimeout  time.Duration
-	self        string // this program's executable, for -floor-server
+	self        string // this program's executable, for the Go floors
 	logDir      string // server stderr logs
+	staticDir   string // logDir/static: the files of the Static workloads
 	args        []string
 }
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "-floor-server" {
 		floorServer(os.Args[2])
+		return
+	}
+	if len(os.Args) == 4 && os.Args[1] == "-fileserver-floor" {
+		fileServerFloor(os.Args[2], os.Args[3])
 		return
 	}
 	c, err := parseFlags(os.Args[1:])
@@ -148,7 +158,7 @@ func parseFlags(args []string) (*config, error) {
 	if _, err := os.Stat(filepath.Join(c.appsDir, "hello.py")); err != nil {
 		return nil, fmt.Errorf("no apps in %s (run from the repository root or give -benchdir): %v", c.appsDir, err)
 	}
-	if c.selected("wsgo") || c.selected("wsgo-256") {
+	if c.selectedWsgo() {
 		if c.wsgo, err = filepath.Abs(c.wsgo); err != nil {
 			return nil, err
 		}
@@ -222,6 +232,29 @@ func contains(list []string, s string) bool {
 
 func (c *config) selected(server string) bool { return contains(c.servers, server) }
 
+// selectedWsgo reports whether any wsgo configuration is to run.
+func (c *config) selectedWsgo() bool {
+	for _, s := range servers {
+		if s.Wsgo && c.selected(s.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// staticMap is the mapping the servers get for a Static workload, in the
+// --static-map form that wsgo and uWSGI share.
+func (c *config) staticMap() string { return staticMount + "=" + c.staticDir }
+
+// writeStatic writes the static files of the Static workloads to
+// c.staticDir.
+func (c *config) writeStatic() error {
+	if err := os.MkdirAll(c.staticDir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(c.staticDir, staticFile50k), file50k, 0o644)
+}
+
 // result is the outcome of one server on one workload.
 type result struct {
 	Server  server
@@ -249,20 +282,28 @@ func run(c *config) (int, error) {
 	if c.logDir, err = os.MkdirTemp("", "wsgo-bench-"); err != nil {
 		return 0, err
 	}
+	c.staticDir = filepath.Join(c.logDir, "static")
 	rep := &report{Started: time.Now(), LoadStart: loadAvg(), Results: map[string][]result{}}
 	type job struct {
 		w workload
 		s server
 	}
 	var jobs []job
+	static := false
 	for _, w := range workloads {
 		if !contains(c.only, w.Name) {
 			continue
 		}
 		for _, s := range servers {
-			if c.selected(s.Name) && s.runs(w.Name) {
+			if c.selected(s.Name) && w.runs(s) {
 				jobs = append(jobs, job{w, s})
+				static = static || w.Static
 			}
+		}
+	}
+	if static {
+		if err := c.writeStatic(); err != nil {
+			return 0, err
 		}
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d runs of %d × %s (+%s warm-up) each; server logs in %s\n",
@@ -340,10 +381,16 @@ func (c *config) runOne(s server, w workload) (r result) {
 		r.Err = fmt.Errorf("start: %v", err)
 		return r
 	}
-	url := "http://" + addr(p.port) + "/"
+	url := "http://" + addr(p.port) + w.path()
 	if err := checkResponse(url, w); err != nil {
 		r.Err = fmt.Errorf("check: %v", err)
 		return r
+	}
+	if w.MaxAge > 0 {
+		if err := checkCaching(url, w, s.caches(w)); err != nil {
+			r.Err = fmt.Errorf("check: %v", err)
+			return r
+		}
 	}
 	run := wrkRun{URL: url, Connections: w.Connections, Script: c.scriptPath(w.Script)}
 	if c.warmup > 0 {
@@ -396,6 +443,41 @@ func checkResponse(url string, w workload) error {
 
 // checkResponseTimeout is checkResponse with a bound on the whole exchange.
 func checkResponseTimeout(url string, w workload, timeout time.Duration) error {
+	h, b, err := fetch(url, w, timeout)
+	if err != nil {
+		return err
+	}
+	return w.Check(h, b)
+}
+
+// checkCaching makes two more requests for a cached page, after the check
+// that filled the cache, and makes sure that they got the same rendering
+// (cachedpage.py's render counter) when the server is meant to answer from
+// its cache, and different ones when it is not.
+func checkCaching(url string, w workload, cached bool) error {
+	var renders [2]string
+	for i := range renders {
+		h, b, err := fetch(url, w, time.Minute)
+		if err == nil {
+			err = w.Check(h, b)
+		}
+		if err != nil {
+			return err
+		}
+		renders[i] = renderCount(b)
+	}
+	switch {
+	case cached && renders[0] != renders[1]:
+		return fmt.Errorf("not answered from the cache: two requests in a row got renders %s and %s", renders[0], renders[1])
+	case !cached && renders[0] == renders[1]:
+		return fmt.Errorf("answered from a cache (render %s twice) where none should be", renders[0])
+	}
+	return nil
+}
+
+// fetch makes one request with Go's HTTP client, on a connection of its
+// own, and checks status and framing; it returns the headers and body.
+func fetch(url string, w workload, timeout time.Duration) (http.Header, []byte, error) {
 	client := &http.Client{
 		Timeout:   timeout,
 		Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true},
@@ -410,27 +492,27 @@ func checkResponseTimeout(url string, w workload, timeout time.Duration) error {
 	}
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("reading body: %v", err)
+		return nil, nil, fmt.Errorf("reading body: %v", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %s, body %q", resp.Status, truncate(b, 200))
+		return nil, nil, fmt.Errorf("status %s, body %q", resp.Status, truncate(b, 200))
 	}
 	if resp.ContentLength < 0 && !contains(resp.TransferEncoding, "chunked") {
-		return fmt.Errorf("body delimited by closing the connection, which wrk cannot measure")
+		return nil, nil, fmt.Errorf("body delimited by closing the connection, which wrk cannot measure")
 	}
-	return w.Check(resp.Header, b)
+	return resp.Header, b, nil
 }
 
 // loadAvg returns the three load averages from /proc/loadavg, or "".
@@ -454,6 +536,17 @@ func floorServer(port string) {
 	})
 	if err := http.ListenAndServe("127.0.0.1:"+port, h); err != nil {
 		fmt.Fprintln(os.Stderr, "floor server:", err)
+		os.Exit(1)
+	}
+}
+
+// fileServerFloor is the pure-Go floor for the static50k workload:
+// net/http's FileServer of dir under staticMount (which sends a file with
+// sendfile), with no logging. main runs it for `-fileserver-floor PORT DIR`.
+func fileServerFloor(port, dir string) {
+	h := http.StripPrefix(staticMount, http.FileServer(http.Dir(dir)))
+	if err := http.ListenAndServe("127.0.0.1:"+port, h); err != nil {
+		fmt.Fprintln(os.Stderr, "file server floor:", err)
 		os.Exit(1)
 	}
 }

@@ -16,7 +16,12 @@ type target struct {
 	Workload string
 	Wsgo     string   // the wsgo configuration measured
 	Peers    []string // the best of these is the bar
-	Factor   float64
+	// PeerWorkload, when set, is the workload whose figures the peers'
+	// come from, instead of Workload (from the same run).
+	PeerWorkload string
+	Factor       float64
+	// Info marks a ratio shown for information, with no bar to meet.
+	Info bool
 }
 
 // threadPeers are the thread/process-based peers.
@@ -30,16 +35,29 @@ func threadPeers() []string {
 	return p
 }
 
-// targets lists what BENCHMARKS.md judges: hello against uWSGI and gunicorn
-// gthread, every other workload against the best thread/process peer, and
-// the sleep workload with 256 workers against gevent.
+// targets lists what BENCHMARKS.md judges, in workload order: hello
+// against uWSGI and gunicorn gthread; static50k against uWSGI and Go's
+// FileServer; cached (cache hits) against wsgo's own uncached hello, with
+// its ratio to the uncached page for information; every other workload
+// against the best thread/process peer; and the sleep workload with 256
+// workers against gevent.
 func targets() []target {
-	t := []target{
-		{Workload: "hello", Wsgo: "wsgo", Peers: []string{"uwsgi"}, Factor: 0.75},
-		{Workload: "hello", Wsgo: "wsgo", Peers: []string{"gunicorn-gthread"}, Factor: 3},
-	}
+	var t []target
 	for _, w := range workloads {
-		if w.Name != "hello" {
+		switch w.Name {
+		case "hello":
+			t = append(t,
+				target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"uwsgi"}, Factor: 0.75},
+				target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"gunicorn-gthread"}, Factor: 3})
+		case "static50k":
+			t = append(t,
+				target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"uwsgi"}, Factor: 1},
+				target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"go-fileserver"}, Factor: 0.9})
+		case "cached":
+			t = append(t,
+				target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"wsgo"}, PeerWorkload: "hello", Factor: 2},
+				target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"wsgo-nocache"}, Info: true})
+		default:
 			t = append(t, target{Workload: w.Name, Wsgo: "wsgo", Peers: threadPeers(), Factor: 1})
 		}
 	}
@@ -74,7 +92,8 @@ func (c *config) render(rep *report) string {
 		c.warmup, c.duration, repeatText(c.repeat), c.stopWait)
 	p("- req/s and p99 are wrk's (`--latency`); \"errors\" counts non-2xx responses and socket errors (a response slower than %s is a timeout). \"wsgo ÷ server\" is wsgo's req/s over that server's.\n", c.wrkTimeout)
 	p("- The Python servers run Debian's %s; PYTHON* environment variables are removed from their environment.\n", c.python)
-	p("\n## Servers\n\n| server | command (workload `hello`) | access logging |\n|---|---|---|\n")
+	p("- wrk requests `/` unless a workload names another path (static50k). Not every server runs every workload: a Go floor runs only the workload it stands in for, and static50k and cached run only on the servers listed under Servers.\n")
+	p("\n## Servers\n\n| server | command (workload `hello`, or the only one it runs) | access logging |\n|---|---|---|\n")
 	hello, _ := findWorkload("hello")
 	for _, s := range servers {
 		if !c.selected(s.Name) {
@@ -84,15 +103,16 @@ func (c *config) render(rep *report) string {
 		if s.Only != nil {
 			w, _ = findWorkload(s.Only[0])
 		}
-		// 65535 stands in for the free port each run gets.
-		argv, dir := s.Command(c, w, 65535)
-		argv = append([]string{"taskset", "-c", c.serverCPU}, argv...)
-		cmd := strings.ReplaceAll(strings.Join(argv, " "), "65535", "PORT")
-		cmd = strings.ReplaceAll(cmd, c.self+" ", "bench ")
-		if dir != "" {
-			cmd = "(cd " + dir + "; " + cmd + ")"
-		}
-		p("| %s | `%s` | %s |\n", s.Label, c.shorten(cmd), s.Logging(c))
+		p("| %s | `%s` | %s |\n", s.Label, c.shownCommand(s, w), s.Logging(c))
+	}
+	if w, _ := findWorkload("static50k"); contains(c.only, w.Name) && c.anyRuns(w) {
+		p("\nFor static50k the harness writes `%s` (%s bytes, byte i being i mod 251) into STATIC_DIR, a temporary directory, and wrk requests `%s`, which each server answers from the file without calling an application; uWSGI sends it with sendfile() from the worker thread, its default (no offload threads), and gets `--tcp-nodelay`, without which Nagle's algorithm holds each file (smaller than loopback's 64 KB MSS, sent after the headers) until the client's delayed ACK, about 40 ms (wsgo and Go set TCP_NODELAY on every connection). Only these servers run it:\n\n",
+			staticFile50k, fmtCount(int64(len(file50k))), w.path())
+		c.listCommands(&b, w)
+	}
+	if w, _ := findWorkload("cached"); contains(c.only, w.Name) && c.anyRuns(w) {
+		p("\nFor cached wsgo runs with `--max-age %d`: the check request renders the page and fills the cache, and every later request is a hit. Before the load the harness checks, with the render counter the page carries, that two more requests get the same rendering from wsgo --max-age and different ones from the servers without a cache: the same wsgo without `--max-age`, and uWSGI for reference. Only these servers run it:\n\n", w.MaxAge)
+		c.listCommands(&b, w)
 	}
 	if c.selected("uwsgi") {
 		p("\nuWSGI's http11-socket keeps each of its 16 threads on one keep-alive connection for as long as the client keeps it open; connections beyond 16 wait in the listen queue (see \"new connection\" in the results).\n")
@@ -119,21 +139,24 @@ func (c *config) render(rep *report) string {
 		if w.Script != "" {
 			p(" -s bench/%s", w.Script)
 		}
+		if w.Path != "" {
+			p(" http://127.0.0.1:PORT%s", w.Path)
+		}
 		p("\n\n| server | req/s | p99 | errors | new connection |")
 		var wsgos []result
 		for _, r := range rs {
 			if r.Server.Wsgo && r.Err == nil {
 				wsgos = append(wsgos, r)
-				p(" %s ÷ server |", r.Server.Label)
+				p(" %s ÷ server |", r.Server.label(w))
 			}
 		}
 		p("\n|---|--:|--:|---|--:|%s\n", strings.Repeat("--:|", len(wsgos)))
 		for _, r := range rs {
 			if r.Err != nil {
-				p("| %s | failed | | %s | |%s\n", r.Server.Label, firstLine(r.Err.Error()), strings.Repeat(" |", len(wsgos)))
+				p("| %s | failed | | %s | |%s\n", r.Server.label(w), firstLine(r.Err.Error()), strings.Repeat(" |", len(wsgos)))
 				continue
 			}
-			p("| %s | %.0f | %s | %s | %s |", r.Server.Label, r.Wrk.ReqPerSec, fmtDur(r.Wrk.P99), r.Wrk.errorText(), r.Wrk.Probe)
+			p("| %s | %.0f | %s | %s | %s |", r.Server.label(w), r.Wrk.ReqPerSec, fmtDur(r.Wrk.P99), r.Wrk.errorText(), r.Wrk.Probe)
 			for _, wr := range wsgos {
 				if wr.Server.Name == r.Server.Name || r.Wrk.ReqPerSec == 0 {
 					p(" — |")
@@ -147,6 +170,44 @@ func (c *config) render(rep *report) string {
 
 	c.renderMemory(&b, rep)
 	return b.String()
+}
+
+// shownCommand is the command line of s on w as the report shows it: the
+// free port as PORT, the static directory as STATIC_DIR, this program as
+// bench and paths under the working directory relative.
+func (c *config) shownCommand(s server, w workload) string {
+	// 65535 stands in for the free port each run gets.
+	argv, dir := s.Command(c, w, 65535)
+	argv = append([]string{"taskset", "-c", c.serverCPU}, argv...)
+	cmd := strings.ReplaceAll(strings.Join(argv, " "), "65535", "PORT")
+	cmd = strings.ReplaceAll(cmd, c.self+" ", "bench ")
+	if c.staticDir != "" {
+		cmd = strings.ReplaceAll(cmd, c.staticDir, "STATIC_DIR")
+	}
+	if dir != "" {
+		cmd = "(cd " + dir + "; " + cmd + ")"
+	}
+	return c.shorten(cmd)
+}
+
+// anyRuns reports whether any selected server runs w.
+func (c *config) anyRuns(w workload) bool {
+	for _, s := range servers {
+		if c.selected(s.Name) && w.runs(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// listCommands writes a list of the selected servers that run w, each with
+// its command for w.
+func (c *config) listCommands(b *strings.Builder, w workload) {
+	for _, s := range servers {
+		if c.selected(s.Name) && w.runs(s) {
+			fmt.Fprintf(b, "- %s: `%s`\n", s.label(w), c.shownCommand(s, w))
+		}
+	}
 }
 
 // renderMemory writes the wsgo memory section.
@@ -181,46 +242,65 @@ func (c *config) renderMemory(b *strings.Builder, rep *report) {
 
 // judge evaluates one target.
 func (c *config) judge(rep *report, t target) (desc, measured, verdict string) {
-	find := func(name string) *result {
-		for i, r := range rep.Results[t.Workload] {
+	find := func(workload, name string) *result {
+		for i, r := range rep.Results[workload] {
 			if r.Server.Name == name {
-				return &rep.Results[t.Workload][i]
+				return &rep.Results[workload][i]
 			}
 		}
 		return nil
+	}
+	wl, _ := findWorkload(t.Workload)
+	pw := wl
+	if t.PeerWorkload != "" {
+		pw, _ = findWorkload(t.PeerWorkload)
+	}
+	// on names the peers' workload when it is another one.
+	on := ""
+	if pw.Name != wl.Name {
+		on = " on " + pw.Name
 	}
 	ws, _ := findServer(t.Wsgo)
 	var labels []string
 	for _, n := range t.Peers {
 		s, _ := findServer(n)
-		labels = append(labels, s.Label)
+		labels = append(labels, s.label(pw))
 	}
-	bar := labels[0]
+	bar := labels[0] + on
 	if len(labels) > 1 {
-		bar = "best thread/process peer (" + strings.Join(labels, "; ") + ")"
+		bar = "best thread/process peer (" + strings.Join(labels, "; ") + ")" + on
 	}
-	desc = fmt.Sprintf("%s: %s ≥ %g × %s", t.Workload, ws.Label, t.Factor, bar)
-	if t.Factor == 1 {
-		desc = fmt.Sprintf("%s: %s ≥ %s", t.Workload, ws.Label, bar)
+	switch {
+	case t.Info:
+		desc = fmt.Sprintf("%s: %s ÷ %s (for information)", wl.Name, ws.label(wl), bar)
+	case t.Factor == 1:
+		desc = fmt.Sprintf("%s: %s ≥ %s", wl.Name, ws.label(wl), bar)
+	default:
+		desc = fmt.Sprintf("%s: %s ≥ %g × %s", wl.Name, ws.label(wl), t.Factor, bar)
 	}
-	w := find(t.Wsgo)
+	w := find(wl.Name, t.Wsgo)
 	var best *result
 	for _, n := range t.Peers {
-		if r := find(n); r != nil && r.Err == nil && r.Wrk.ReqPerSec > 0 && (best == nil || r.Wrk.ReqPerSec > best.Wrk.ReqPerSec) {
+		if r := find(pw.Name, n); r != nil && r.Err == nil && r.Wrk.ReqPerSec > 0 && (best == nil || r.Wrk.ReqPerSec > best.Wrk.ReqPerSec) {
 			best = r
 		}
 	}
 	switch {
 	case w == nil || best == nil:
+		if !contains(c.only, pw.Name) {
+			return desc, "not measured (" + pw.Name + " was not run)", "n/a"
+		}
 		return desc, "not measured", "n/a"
 	case w.Err != nil:
 		return desc, "wsgo failed", "FAIL"
 	}
 	ratio := w.Wrk.ReqPerSec / best.Wrk.ReqPerSec
-	measured = fmt.Sprintf("%.0f vs %.0f (%s) req/s = %.2f×", w.Wrk.ReqPerSec, best.Wrk.ReqPerSec, best.Server.Label, ratio)
+	measured = fmt.Sprintf("%.0f vs %.0f (%s) req/s = %.2f×", w.Wrk.ReqPerSec, best.Wrk.ReqPerSec, best.Server.label(pw)+on, ratio)
 	switch {
 	case w.Wrk.errors() > 0:
 		return desc, measured + "; wsgo had errors: " + w.Wrk.errorText(), "FAIL"
+	case t.Info:
+		return desc, measured, "info"
 	case ratio >= t.Factor:
 		return desc, measured, "PASS"
 	default:

@@ -29,8 +29,12 @@ type server struct {
 	// ThreadPeer marks the thread/process-based peers that the targets
 	// compare wsgo with (not the Go floor, not gevent).
 	ThreadPeer bool
-	// Only lists the workloads this configuration runs; nil means all.
+	// Only lists the workloads this configuration runs; nil means all (a
+	// workload may in turn name its servers: workload.runs).
 	Only []string
+	// NoCache leaves a wsgo configuration's response cache off: no
+	// --max-age even for a workload that sets MaxAge.
+	NoCache bool
 	// ReadyLine, when set, is a substring the server prints on stderr once it
 	// is listening; the harness waits for it as well as for the port.
 	ReadyLine string
@@ -54,15 +58,37 @@ func (s server) runs(w string) bool {
 	return false
 }
 
+// caches reports whether s answers w from wsgo's response cache.
+func (s server) caches(w workload) bool {
+	return s.Wsgo && !s.NoCache && w.MaxAge > 0
+}
+
+// label is how the tables name s on workload w: its Label, plus the
+// --max-age it runs with when it caches w.
+func (s server) label(w workload) string {
+	if s.caches(w) {
+		return s.Label + " --max-age " + strconv.Itoa(w.MaxAge)
+	}
+	return s.Label
+}
+
 // servers lists every configuration in the order they appear in the tables.
 var servers = []server{
-	wsgoServer("wsgo", "wsgo --workers 16", 16, nil),
-	wsgoServer("wsgo-256", "wsgo --workers 256", 256, []string{"sleep20ms"}),
+	wsgoServer("wsgo", "wsgo --workers 16", 16, true, nil),
+	wsgoServer("wsgo-256", "wsgo --workers 256", 256, true, []string{"sleep20ms"}),
+	wsgoServer("wsgo-nocache", "wsgo --workers 16 (no cache)", 16, false, []string{"cached"}),
 	{
 		Name: "go-floor", Label: "Go net/http floor", Only: []string{"hello"},
 		Logging: func(*config) string { return "off (no logging)" },
 		Command: func(c *config, w workload, port int) ([]string, string) {
 			return []string{c.self, "-floor-server", strconv.Itoa(port)}, ""
+		},
+	},
+	{
+		Name: "go-fileserver", Label: "Go http.FileServer floor", Only: []string{"static50k"},
+		Logging: func(*config) string { return "off (no logging)" },
+		Command: func(c *config, w workload, port int) ([]string, string) {
+			return []string{c.self, "-fileserver-floor", strconv.Itoa(port), c.staticDir}, ""
 		},
 	},
 	{
@@ -90,6 +116,15 @@ var servers = []server{
 			} else {
 				argv = append(argv, "--disable-logging")
 			}
+			if w.Static {
+				// Served by the worker thread with sendfile(), uWSGI's
+				// default (no --offload-threads). uWSGI writes the headers,
+				// then sendfile()s the file; without TCP_NODELAY, Nagle's
+				// algorithm holds a file smaller than the MSS (64 KB on
+				// loopback) until the client's delayed ACK of the headers,
+				// some 40 ms: about 370 requests/s at 16 threads.
+				argv = append(argv, "--static-map", c.staticMap(), "--tcp-nodelay")
+			}
 			if w.Name == "stream1m" {
 				// uWSGI's http11-socket sends a body without Content-Length
 				// delimited by closing the connection, which wrk cannot read;
@@ -116,17 +151,26 @@ var servers = []server{
 	},
 }
 
-// wsgoServer describes bin/wsgo with the given number of workers.
-func wsgoServer(name, label string, workers int, only []string) server {
-	return server{
-		Name: name, Label: label, Wsgo: true, Only: only,
+// wsgoServer describes bin/wsgo with the given number of workers, with its
+// response cache on (--max-age) for the workloads that set MaxAge if cache.
+func wsgoServer(name, label string, workers int, cache bool, only []string) server {
+	s := server{
+		Name: name, Label: label, Wsgo: true, Only: only, NoCache: !cache,
 		ReadyLine: "wsgo: listening on http://",
 		Logging:   func(*config) string { return "on, access log on stdout to /dev/null" },
-		Command: func(c *config, w workload, port int) ([]string, string) {
-			return []string{c.wsgo, "--module", w.Module, "--chdir", c.appsDir,
-				"--http-socket", addr(port), "--workers", strconv.Itoa(workers)}, ""
-		},
 	}
+	s.Command = func(c *config, w workload, port int) ([]string, string) {
+		argv := []string{c.wsgo, "--module", w.Module, "--chdir", c.appsDir,
+			"--http-socket", addr(port), "--workers", strconv.Itoa(workers)}
+		if w.Static {
+			argv = append(argv, "--static-map", c.staticMap())
+		}
+		if s.caches(w) {
+			argv = append(argv, "--max-age", strconv.Itoa(w.MaxAge))
+		}
+		return argv, ""
+	}
+	return s
 }
 
 // gunicornServer describes gunicorn with one worker of the given kind.

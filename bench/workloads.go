@@ -13,8 +13,9 @@ import (
 	"strings"
 )
 
-// A workload is one Python application under bench/apps together with how
-// wrk drives it and how a single response from it is recognised as correct.
+// A workload is one Python application under bench/apps (or a static file)
+// together with how wrk drives it and how a single response from it is
+// recognised as correct.
 type workload struct {
 	// Name is the workload's identifier in -only and in BENCHMARKS.md.
 	Name string
@@ -22,6 +23,18 @@ type workload struct {
 	Module string
 	// Desc says in a few words what the application does.
 	Desc string
+	// Path is the path requested ("" means "/").
+	Path string
+	// Static says that the servers map staticMount to the directory of
+	// static files the harness writes (config.staticDir), so that Path is
+	// answered from a file without calling the application.
+	Static bool
+	// MaxAge, when positive, is the --max-age that wsgo configurations with
+	// their response cache on get for this workload.
+	MaxAge int
+	// Servers, when set, lists the only servers that run this workload
+	// (those that can serve it as it is meant: a static file, say).
+	Servers []string
 	// Connections is wrk's -c for this workload, the same for every server.
 	Connections int
 	// Script is a wrk Lua script in the bench directory, or "".
@@ -34,15 +47,32 @@ type workload struct {
 
 // Bodies that the checks compare against, built once.
 var (
-	body100k = func() []byte {
-		b := make([]byte, 100*1024)
-		for i := range b {
-			b[i] = byte(i % 251)
-		}
-		return b
-	}()
+	body100k = patternBytes(100 * 1024)
 	stream1m = bytes.Repeat([]byte("x"), 100*10*1024)
+	// file50k is the static file of the static50k workload, which the
+	// harness writes to staticDir/staticFile50k.
+	file50k = patternBytes(50 * 1024)
 )
+
+// patternBytes returns n bytes in which byte i is i mod 251, as
+// bench/apps/body100k.py builds its body.
+func patternBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
+}
+
+// staticMount is the path prefix under which the servers map the static
+// directory, and staticFile50k the file the static50k workload requests.
+const (
+	staticMount   = "/static"
+	staticFile50k = "file50k.bin"
+)
+
+// cachedRows is how many table rows bench/apps/cachedpage.py renders.
+const cachedRows = 50
 
 // workloads lists every workload in the order they run and are reported.
 var workloads = []workload{
@@ -115,6 +145,64 @@ var workloads = []workload{
 			return nil
 		},
 	},
+	{
+		Name: "static50k", Module: "hello", Connections: 50,
+		Path: staticMount + "/" + staticFile50k, Static: true,
+		Servers: []string{"wsgo", "uwsgi", "go-fileserver"},
+		Desc:    "GET of a 51,200-byte static file mapped at " + staticMount + " (the application is not called)",
+		// Byte for byte, so length and content both (wantBody names a
+		// length mismatch first).
+		Check: func(h http.Header, body []byte) error {
+			return wantBody(body, file50k)
+		},
+	},
+	{
+		Name: "cached", Module: "cachedpage", Connections: 50, MaxAge: 60,
+		Servers: []string{"wsgo", "wsgo-nocache", "uwsgi"},
+		Desc:    "1.9 KB HTML page of 50 rows rendered with str.format, sent with `Cache-Control: max-age=60`; wsgo with `--max-age 60` answers it from its response cache",
+		Check: func(h http.Header, body []byte) error {
+			// A cache may count the max-age down on a hit.
+			if cc := h.Get("Cache-Control"); !strings.HasPrefix(cc, "max-age=") {
+				return fmt.Errorf("Cache-Control %q, want max-age=60 (or less, from a cache)", cc)
+			}
+			if n := bytes.Count(body, []byte("<tr><td>")); n != cachedRows {
+				return fmt.Errorf("page has %d rows, want %d", n, cachedRows)
+			}
+			last := fmt.Sprintf("<tr><td>%d</td><td>%.2f</td></tr>", cachedRows-1, float64(cachedRows-1)*1.25)
+			if !bytes.Contains(body, []byte(last)) {
+				return fmt.Errorf("page lacks the rendered last row")
+			}
+			if renderCount(body) == "" {
+				return fmt.Errorf("page lacks its render counter")
+			}
+			return nil
+		},
+	},
+}
+
+// reRender finds the counter bench/apps/cachedpage.py writes into each page
+// it renders.
+var reRender = regexp.MustCompile(`<!-- render (\d+) -->`)
+
+// renderCount returns the render counter of a cachedpage page, or "".
+func renderCount(body []byte) string {
+	if m := reRender.FindSubmatch(body); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// path is the path wrk and the checks request.
+func (w workload) path() string {
+	if w.Path == "" {
+		return "/"
+	}
+	return w.Path
+}
+
+// runs reports whether server s takes part in w.
+func (w workload) runs(s server) bool {
+	return s.runs(w.Name) && (w.Servers == nil || contains(w.Servers, s.Name))
 }
 
 // post64kBody is the body that post64k.lua makes wrk send; loadPost64kBody
