@@ -18,11 +18,11 @@ import (
 
 	"wsgo/internal/accesslog"
 	"wsgo/internal/cache"
+	"wsgo/internal/clients"
 	"wsgo/internal/config"
 	"wsgo/internal/front"
 	"wsgo/internal/procstat"
 	"wsgo/internal/python"
-	"wsgo/internal/scheduler"
 	"wsgo/internal/static"
 	"wsgo/internal/supervisor"
 	"wsgo/internal/wsgi"
@@ -76,11 +76,17 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 	if cfg.MaxAge > 0 {
 		responses = cache.New(time.Duration(cfg.MaxAge)*time.Second, int64(cfg.CacheSize)<<20)
 	}
-	queue := &scheduler.Queue[*wsgi.Exchange]{}
+	trusted, err := clients.ParseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgo: --trusted-proxies: %v\n", err)
+		return 2
+	}
+	queue := front.NewQueue(cfg.QueueSize)
 	pool := wsgi.StartPool(queue, cfg.Workers, time.Duration(cfg.RequestTimeout)*time.Second, log)
 	access := accesslog.New(os.Stdout)
 	handler := &front.Handler{Queue: queue, MaxBodySize: cfg.MaxBodySize, Access: access,
-		Static: files, Cache: responses, Log: log}
+		Static: files, Cache: responses, Log: log,
+		Clients: clients.New(trusted), Blocker: clients.NewBlocker(log)}
 	srv := front.NewServer(handler, log)
 
 	ln, err := link.Listener()

@@ -104,11 +104,7 @@ func key(r *http.Request) string {
 	if r.Method == http.MethodOptions {
 		method = "O"
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return method + " " + scheme + "://" + r.Host + r.URL.EscapedPath() + "?" + r.URL.RawQuery
+	return method + " " + r.URL.Scheme + "://" + r.Host + r.URL.EscapedPath() + "?" + r.URL.RawQuery
 }
 
 // Lookup finds r's entry. A fresh one is a Hit; in the second half of its

@@ -40,8 +40,12 @@ type Config struct {
 	// the cache off. CacheSize is its bound in MiB.
 	MaxAge    int
 	CacheSize int
-	Version   bool
-	Help      bool
+	// TrustedProxies are CIDR prefixes (or "private") whose
+	// X-Forwarded-For and X-Forwarded-Proto are believed.
+	TrustedProxies []string
+	QueueSize      int
+	Version        bool
+	Help           bool
 }
 
 // ErrHelp is returned by Parse after --help has printed the usage.
@@ -84,6 +88,8 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.Var(listFlag{&c.SendfileRoots}, "sendfile-root", "a directory whose files the app may send with X-Sendfile or X-Accel-Redirect without serving them publicly (repeatable)")
 	fs.IntVar(&c.MaxAge, "max-age", 0, "cache responses whose Cache-Control has max-age for at most this many seconds (0: no cache)")
 	fs.IntVar(&c.CacheSize, "cache-size", 64, "the response cache's size in MiB; least recently used responses go first")
+	fs.Var(listFlag{&c.TrustedProxies}, "trusted-proxies", "believe X-Forwarded-For and X-Forwarded-Proto from these CIDR prefixes, comma-separated or repeated; \"private\" adds the private ranges (loopback is always trusted)")
+	fs.IntVar(&c.QueueSize, "queue-size", 1000, "requests a process may hold waiting for a worker; when full the lowest priority one gets 503")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.BoolVar(&c.Help, "help", false, "print this help and exit")
 	return fs
@@ -124,6 +130,8 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("--max-body-size must not be negative")
 	case c.RequestTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxRequests < 0 || c.ReloadOnRSS < 0:
 		return nil, fmt.Errorf("--request-timeout, --shutdown-timeout, --max-requests and --reload-on-rss must not be negative")
+	case c.QueueSize < 1:
+		return nil, fmt.Errorf("--queue-size must be at least 1, not %d", c.QueueSize)
 	case c.StaticMaxAge < 0 || c.MaxAge < 0 || c.CacheSize < 0:
 		return nil, fmt.Errorf("--static-max-age, --max-age and --cache-size must not be negative")
 	}

@@ -18,11 +18,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"wsgo/internal/accesslog"
 	"wsgo/internal/cache"
+	"wsgo/internal/clients"
 	"wsgo/internal/scheduler"
 	"wsgo/internal/static"
 	"wsgo/internal/wsgi"
@@ -58,6 +60,10 @@ type Handler struct {
 	Cache *cache.Cache
 	// Log receives what goes wrong outside the app.
 	Log *slog.Logger
+	// Clients identifies clients and ranks their requests; Blocker keeps
+	// the blocks apps ask for with X-WSGo-Block.
+	Clients *clients.Registry
+	Blocker *clients.Blocker
 
 	draining atomic.Bool
 }
@@ -152,6 +158,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		w.Header()["Connection"] = []string{"close"}
 	}
+	addr, scheme := h.Clients.Identify(r)
+	r.URL.Scheme = scheme // what the client used, for the environ and the cache key
+	client := h.Clients.Get(addr, start)
+	if delay, blocked := h.Blocker.Blocked(client, start); blocked {
+		h.refuseBlocked(w, r, delay)
+		return
+	}
 	if sent, ok := h.Static.Serve(w, r); ok {
 		h.log(r, sent.Status, sent.Written, -1, start)
 		return
@@ -172,8 +185,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if cacheable && r.Method != http.MethodHead {
 		ex.Record = h.Cache.Storable
 	}
+	ex.Client, ex.Base = client, clients.BaseOf(r, client)
+	client.Start()
 	h.dispatch(ex)
 	<-ex.Done()
+	client.Finish(time.Now())
 	h.finish(ex, refresh, start)
 	aborted := ex.Aborted
 	ex.Release()
@@ -201,7 +217,46 @@ func (h *Handler) finish(ex *wsgi.Exchange, refresh *cache.Refresh, start time.T
 	if refresh != nil {
 		refresh.Done(time.Now())
 	}
+	if v := ex.Control.Get("X-Wsgo-Block"); v != "" && ex.Client != nil {
+		if seconds, err := strconv.ParseFloat(v, 64); err == nil && seconds > 0 {
+			h.Blocker.Block(ex.Client, time.Duration(seconds*float64(time.Second)), time.Now())
+		} else {
+			h.Log.Warn("app sent an X-WSGo-Block that is not a positive number of seconds; ignored", "value", v)
+		}
+	}
 	h.log(ex.R, status, written, ex.Worker, start)
+}
+
+// refuseBlocked answers a blocked client's request with an empty 429,
+// after holding it for delay (unless the client goes first). It is not
+// logged: the block's end logs how many were refused.
+func (h *Handler) refuseBlocked(w http.ResponseWriter, r *http.Request, delay time.Duration) {
+	if delay > 0 {
+		hold := time.NewTimer(delay)
+		select {
+		case <-hold.C:
+		case <-r.Context().Done():
+		}
+		hold.Stop()
+		h.Blocker.Release()
+	}
+	w.Header()["Content-Length"] = []string{"0"}
+	w.WriteHeader(http.StatusTooManyRequests)
+}
+
+// NewQueue returns the queue between the front and the workers: ranked by
+// the spec's priorities, holding at most limit requests, the lowest ranked
+// of which is answered 503 when it is full.
+func NewQueue(limit int) *scheduler.Queue[*wsgi.Exchange] {
+	return &scheduler.Queue[*wsgi.Exchange]{
+		Priority:   (*wsgi.Exchange).Priority,
+		Background: clients.BackgroundPriority,
+		Limit:      limit,
+		Shed: func(ex *wsgi.Exchange) {
+			ex.W.Header()["Retry-After"] = []string{"1"}
+			ex.Refuse(http.StatusServiceUnavailable)
+		},
+	}
 }
 
 // fromCache answers (and logs) r from the cache when it holds a fresh
@@ -249,6 +304,7 @@ func (h *Handler) refreshInBackground(r *http.Request, refresh *cache.Refresh) {
 		local = conn.local
 	}
 	ex := wsgi.NewExchange(&discardWriter{header: http.Header{}}, bg, local, nil, now)
+	ex.Base = clients.BasePriority
 	ex.Record = h.Cache.Storable
 	h.dispatch(ex)
 	go func() {

@@ -11,16 +11,38 @@
 //     are queued it wakes the next one, so a burst fans out to the workers
 //     it needs — and an app that blocks in I/O, releasing the GIL, still gets
 //     every worker — without waking workers that would only queue on the GIL.
+//
+// With a Priority function, the job that ranks highest at the moment a
+// worker takes one runs first, and a job ranked below Background waits
+// until no other job is running.
 package scheduler
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Queue hands jobs of type T from producers to a fixed set of workers.
+// Its configuration fields must be set before first use.
 type Queue[T any] struct {
+	// Priority, when set, ranks a queued job at the time now: the highest
+	// ranked job is taken first, and equal ranks go in arrival order. It
+	// is called with the queue's lock held and must be quick.
+	Priority func(job T, now time.Time) int
+	// Background is the rank below which a job is only taken when no
+	// other job is running.
+	Background int
+	// Limit, when positive, bounds the queue: a job submitted to a full
+	// queue pushes out the lowest ranked job (which may be itself), which
+	// is given to Shed, outside the queue's lock.
+	Limit int
+	Shed  func(job T)
+
 	mu        sync.Mutex
 	jobs      ring[T]
 	idle      []*Waiter // workers waiting for work, most recently idle last
 	searching int       // woken workers that have not taken a job yet
+	running   int       // jobs taken whose worker has not come back
 	closed    bool
 }
 
@@ -29,6 +51,7 @@ type Waiter struct {
 	park   func()
 	unpark func()
 	woken  bool // set by the queue when it wakes this worker
+	busy   bool // the worker took a job and has not come back for another
 }
 
 // NewWaiter returns the Waiter a worker uses for every Wait. park blocks
@@ -38,20 +61,86 @@ type Waiter struct {
 func NewWaiter(park, unpark func()) *Waiter { return &Waiter{park: park, unpark: unpark} }
 
 // Submit queues job and wakes a worker if none is already on its way. It
-// reports false when the queue is closed.
+// reports false when the queue is closed. When the queue is full, the
+// lowest ranked job (job itself, or one that was queued) goes to Shed.
 func (q *Queue[T]) Submit(job T) bool {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return false
 	}
+	if q.Limit > 0 && q.jobs.len() >= q.Limit {
+		now := time.Now()
+		i, rank := q.lowestLocked(now)
+		if q.rank(job, now) <= rank {
+			q.mu.Unlock()
+			q.Shed(job)
+			return true
+		}
+		shed := q.jobs.removeAt(i)
+		defer q.Shed(shed) // after the unlock below
+	}
 	q.jobs.push(job)
-	w := q.wakeLocked()
+	var w *Waiter
+	if q.running == 0 || q.rank(job, time.Now()) >= q.Background {
+		w = q.wakeLocked()
+	}
 	q.mu.Unlock()
 	if w != nil {
 		w.unpark()
 	}
 	return true
+}
+
+func (q *Queue[T]) rank(job T, now time.Time) int {
+	if q.Priority == nil {
+		return 0
+	}
+	return q.Priority(job, now)
+}
+
+// bestLocked finds the queued job to run next: the highest ranked, the
+// oldest among equals. It reports false when there is none, or when the
+// best is a background job and another is running.
+func (q *Queue[T]) bestLocked() (int, bool) {
+	n := q.jobs.len()
+	if n == 0 {
+		return 0, false
+	}
+	if q.Priority == nil {
+		return 0, true
+	}
+	now := time.Now()
+	best, bestRank := 0, q.Priority(q.jobs.at(0), now)
+	for i := 1; i < n; i++ {
+		if r := q.Priority(q.jobs.at(i), now); r > bestRank {
+			best, bestRank = i, r
+		}
+	}
+	if bestRank < q.Background && q.running > 0 && !q.closed {
+		return 0, false // (once closed, whatever is queued runs, so that the workers can finish)
+	}
+	return best, true
+}
+
+// lowestLocked finds the queued job that ranks lowest, the newest among
+// equals (the queue must not be empty).
+func (q *Queue[T]) lowestLocked(now time.Time) (int, int) {
+	low, lowRank := 0, q.rank(q.jobs.at(0), now)
+	for i := 1; i < q.jobs.len(); i++ {
+		if r := q.rank(q.jobs.at(i), now); r <= lowRank {
+			low, lowRank = i, r
+		}
+	}
+	return low, lowRank
+}
+
+// comeBackLocked notes that w finished the job it took, if any.
+func (q *Queue[T]) comeBackLocked(w *Waiter) {
+	if w.busy {
+		w.busy = false
+		q.running--
+	}
 }
 
 // wakeLocked picks an idle worker to wake when jobs wait and no woken worker
@@ -75,9 +164,12 @@ func (q *Queue[T]) TryTake(w *Waiter) (job T, ok bool) {
 		w.woken = false
 		q.searching--
 	}
-	job, ok = q.jobs.pop()
+	q.comeBackLocked(w)
 	var next *Waiter
-	if ok {
+	if i, found := q.bestLocked(); found {
+		job, ok = q.jobs.removeAt(i), true
+		w.busy = true
+		q.running++
 		next = q.wakeLocked()
 	}
 	q.mu.Unlock()
@@ -93,7 +185,8 @@ func (q *Queue[T]) TryTake(w *Waiter) (job T, ok bool) {
 // waits in the queue, not on one sleeping worker.
 func (q *Queue[T]) Wait(w *Waiter) bool {
 	q.mu.Lock()
-	if q.jobs.len() > 0 {
+	q.comeBackLocked(w)
+	if _, runnable := q.bestLocked(); runnable {
 		if !w.woken {
 			w.woken = true
 			q.searching++
@@ -183,10 +276,23 @@ func (r *ring[T]) pop() (v T, ok bool) {
 	if r.size == 0 {
 		return v, false
 	}
+	return r.removeAt(0), true
+}
+
+// at returns the i-th oldest job.
+func (r *ring[T]) at(i int) T { return r.buf[(r.head+i)%len(r.buf)] }
+
+// removeAt removes and returns the i-th oldest job, keeping the others in
+// order.
+func (r *ring[T]) removeAt(i int) T {
+	n := len(r.buf)
+	v := r.at(i)
+	for j := i; j > 0; j-- { // close the gap from the head's side
+		r.buf[(r.head+j)%n] = r.buf[(r.head+j-1)%n]
+	}
 	var zero T
-	v = r.buf[r.head]
 	r.buf[r.head] = zero
-	r.head = (r.head + 1) % len(r.buf)
+	r.head = (r.head + 1) % n
 	r.size--
-	return v, true
+	return v
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"wsgo/internal/clients"
 	"wsgo/internal/python"
 )
 
@@ -43,6 +44,10 @@ type Exchange struct {
 	Conn *net.TCPConn
 	// Queued is when the exchange was submitted.
 	Queued time.Time
+	// Client is who sent the request (nil for the server's own requests),
+	// and Base its priority before its client's penalties.
+	Client *clients.Client
+	Base   int
 
 	done chan struct{}
 
@@ -122,6 +127,14 @@ func (ex *Exchange) record(p []byte) {
 		return
 	}
 	ex.recorded = append(ex.recorded, p...)
+}
+
+// Priority ranks the exchange in the queue at the time now.
+func (ex *Exchange) Priority(now time.Time) int {
+	if ex.Client == nil {
+		return ex.Base
+	}
+	return ex.Client.Priority(ex.Base, now)
 }
 
 // Done receives once, when the worker has finished with the exchange.

@@ -175,11 +175,7 @@ func (w *worker) pack(ex *Exchange) {
 	req.Set(python.Path, r.URL.Path)
 	req.Set(python.Query, r.URL.RawQuery)
 	req.Set(python.Protocol, r.Proto)
-	if r.TLS != nil {
-		req.Set(python.Scheme, "https")
-	} else {
-		req.Set(python.Scheme, "http")
-	}
+	req.Set(python.Scheme, r.URL.Scheme)
 	host, port := splitHostPort(r.RemoteAddr)
 	req.Set(python.RemoteAddr, host)
 	req.Set(python.RemotePort, port)
@@ -245,7 +241,7 @@ func serverNameAndPort(r *http.Request, localAddr string) (string, string) {
 		return name, port
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if r.TLS != nil {
+	if r.URL.Scheme == "https" {
 		return host, "443"
 	}
 	return host, "80"
