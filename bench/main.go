@@ -263,6 +263,9 @@ type result struct {
 	Err     error
 	// IdleMem is wsgo's memory a second after the hello load (hello only).
 	IdleMem *procstat.Memory
+	// Fair is the polite client's figures (fairness workloads only; Wrk
+	// is then the flood's).
+	Fair *fairResult
 }
 
 // report gathers everything BENCHMARKS.md shows.
@@ -319,6 +322,8 @@ func run(c *config) (int, error) {
 			r := c.runOne(j.s, j.w)
 			if r.Err != nil {
 				fmt.Fprintf(os.Stderr, "FAILED: %v\n", r.Err)
+			} else if r.Fair != nil {
+				progressFairness(r)
 			} else {
 				fmt.Fprintf(os.Stderr, "%10.0f req/s  p99 %-9s  new conn %-11s  errors %s\n",
 					r.Wrk.ReqPerSec, fmtDur(r.Wrk.P99), r.Wrk.Probe, r.Wrk.errorText())
@@ -392,6 +397,12 @@ func (c *config) runOne(s server, w workload) (r result) {
 			return r
 		}
 	}
+	if w.Flood != "" {
+		if err := c.runFairness(p, w, &r); err != nil {
+			r.Err = err
+		}
+		return r
+	}
 	run := wrkRun{URL: url, Connections: w.Connections, Script: c.scriptPath(w.Script)}
 	if c.warmup > 0 {
 		run.Duration = c.warmup
@@ -422,8 +433,9 @@ func (c *config) runOne(s server, w workload) (r result) {
 	return r
 }
 
-// median is the median result by req/s (the lower middle one for an even
-// count); a failed round makes the whole result failed.
+// median is the median result by req/s, or for a fairness workload by the
+// polite clients' p99 under the flood (for an even count the worse of the
+// middle two); a failed round makes the whole result failed.
 func median(results []result) result {
 	for _, r := range results {
 		if r.Err != nil {
@@ -431,7 +443,12 @@ func median(results []result) result {
 		}
 	}
 	sorted := append([]result(nil), results...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Wrk.ReqPerSec < sorted[j].Wrk.ReqPerSec })
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i].Fair != nil && sorted[j].Fair != nil {
+			return sorted[i].Fair.Flood.P99 > sorted[j].Fair.Flood.P99
+		}
+		return sorted[i].Wrk.ReqPerSec < sorted[j].Wrk.ReqPerSec
+	})
 	return sorted[(len(sorted)-1)/2]
 }
 

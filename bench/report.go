@@ -22,6 +22,10 @@ type target struct {
 	Factor       float64
 	// Info marks a ratio shown for information, with no bar to meet.
 	Info bool
+	// MaxP99, when set, makes this a fairness target instead of a ratio:
+	// the polite client's p99 under the flood on wsgo must stay below it,
+	// and the peers' are shown beside it (see judgeFairness).
+	MaxP99 time.Duration
 }
 
 // threadPeers are the thread/process-based peers.
@@ -38,9 +42,11 @@ func threadPeers() []string {
 // targets lists what BENCHMARKS.md judges, in workload order: hello
 // against uWSGI and gunicorn gthread; static50k against uWSGI and Go's
 // FileServer; cached (cache hits) against wsgo's own uncached hello, with
-// its ratio to the uncached page for information; every other workload
-// against the best thread/process peer; and the sleep workload with 256
-// workers against gevent.
+// its ratio to the uncached page for information; fairness by the polite
+// client's p99 under the flood, under 10 ms, with uWSGI's and gunicorn
+// gthread's for comparison; every other workload against the best
+// thread/process peer; and the sleep workload with 256 workers against
+// gevent.
 func targets() []target {
 	var t []target
 	for _, w := range workloads {
@@ -57,6 +63,9 @@ func targets() []target {
 			t = append(t,
 				target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"wsgo"}, PeerWorkload: "hello", Factor: 2},
 				target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"wsgo-nocache"}, Info: true})
+		case "fairness":
+			t = append(t, target{Workload: w.Name, Wsgo: "wsgo", Peers: []string{"uwsgi", "gunicorn-gthread"},
+				MaxP99: 10 * time.Millisecond})
 		default:
 			t = append(t, target{Workload: w.Name, Wsgo: "wsgo", Peers: threadPeers(), Factor: 1})
 		}
@@ -114,6 +123,11 @@ func (c *config) render(rep *report) string {
 		p("\nFor cached wsgo runs with `--max-age %d`: the check request renders the page and fills the cache, and every later request is a hit. Before the load the harness checks, with the render counter the page carries, that two more requests get the same rendering from wsgo --max-age and different ones from the servers without a cache: the same wsgo without `--max-age`, and uWSGI for reference. Only these servers run it:\n\n", w.MaxAge)
 		c.listCommands(&b, w)
 	}
+	if w, _ := findWorkload("fairness"); contains(c.only, w.Name) && c.anyRuns(w) {
+		p("\nFor fairness one client floods a slow page while ordinary clients make requests (see its results below). wsgo trusts X-Forwarded-For from loopback, where wrk and the harness connect from, and so tells the flooding client (%s) from the polite ones (%s); with %d requests in flight the flooding client's requests rank far below the background line (−7000) and each runs only when no worker is busy, while the polite clients' run at once on an idle worker. The peers serve connections as they come. Only these servers run it:\n\n",
+			floodAddr, politeAddrs, w.Connections)
+		c.listCommands(&b, w)
+	}
 	if c.selected("uwsgi") {
 		p("\nuWSGI's http11-socket keeps each of its 16 threads on one keep-alive connection for as long as the client keeps it open; connections beyond 16 wait in the listen queue (see \"new connection\" in the results).\n")
 	}
@@ -133,6 +147,10 @@ func (c *config) render(rep *report) string {
 	for _, w := range workloads {
 		rs := rep.Results[w.Name]
 		if len(rs) == 0 {
+			continue
+		}
+		if w.Flood != "" {
+			c.renderFairness(&b, w, rs)
 			continue
 		}
 		p("\n### %s — %s\n\nwrk -c%d", w.Name, w.Desc, w.Connections)
@@ -242,6 +260,9 @@ func (c *config) renderMemory(b *strings.Builder, rep *report) {
 
 // judge evaluates one target.
 func (c *config) judge(rep *report, t target) (desc, measured, verdict string) {
+	if t.MaxP99 > 0 {
+		return c.judgeFairness(rep, t)
+	}
 	find := func(workload, name string) *result {
 		for i, r := range rep.Results[workload] {
 			if r.Server.Name == name {

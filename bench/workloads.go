@@ -43,6 +43,12 @@ type workload struct {
 	Method string
 	// Check verifies one response (status already known to be 200).
 	Check func(h http.Header, body []byte) error
+	// Flood, when set, makes this a fairness workload (see fairness.go):
+	// wrk floods this path as one client, with Script, while the harness's
+	// polite client requests Path, alone and then under the flood.
+	// FloodCheck verifies one response to Flood.
+	Flood      string
+	FloodCheck func(h http.Header, body []byte) error
 }
 
 // Bodies that the checks compare against, built once.
@@ -176,6 +182,19 @@ var workloads = []workload{
 				return fmt.Errorf("page lacks its render counter")
 			}
 			return nil
+		},
+	},
+	{
+		Name: "fairness", Module: "fairness", Connections: 100, Script: "fairness.lua",
+		Flood:   "/slow",
+		Servers: []string{"wsgo", "uwsgi", "gunicorn-gthread"},
+		Desc: "one client (X-Forwarded-For " + floodAddr + ") floods `/slow` (`time.sleep(0.05)`) while polite clients (" +
+			politeAddrs + ") request `/`, one request at a time",
+		Check: func(h http.Header, body []byte) error {
+			return wantBody(body, []byte("fast\n"))
+		},
+		FloodCheck: func(h http.Header, body []byte) error {
+			return wantBody(body, []byte("slept 50ms\n"))
 		},
 	},
 }
