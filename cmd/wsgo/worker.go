@@ -20,7 +20,9 @@ import (
 	"wsgo/internal/cache"
 	"wsgo/internal/clients"
 	"wsgo/internal/config"
+	"wsgo/internal/cron"
 	"wsgo/internal/front"
+	"wsgo/internal/parking"
 	"wsgo/internal/procstat"
 	"wsgo/internal/python"
 	"wsgo/internal/static"
@@ -82,11 +84,15 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 		return 2
 	}
 	queue := front.NewQueue(cfg.QueueSize)
+	parked := parking.NewLot()
+	python.SetParkNotifier(func(channels string, action int, arg string) int {
+		return parked.Notify(parking.Channels(channels), parking.Wake{Action: parking.Action(action), Arg: arg})
+	})
 	pool := wsgi.StartPool(queue, cfg.Workers, time.Duration(cfg.RequestTimeout)*time.Second, log)
 	access := accesslog.New(os.Stdout)
 	handler := &front.Handler{Queue: queue, MaxBodySize: cfg.MaxBodySize, Access: access,
 		Static: files, Cache: responses, Log: log,
-		Clients: clients.New(trusted), Blocker: clients.NewBlocker(log)}
+		Clients: clients.New(trusted), Blocker: clients.NewBlocker(log), Parking: parked}
 	srv := front.NewServer(handler, log)
 
 	ln, err := link.Listener()
@@ -99,6 +105,12 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 	if err := link.Ready(); err != nil {
 		log.Error("cannot reach the supervisor", "err", err)
 		return 1
+	}
+	// The app's @wsgo.timer and @wsgo.cron jobs run in the first process
+	// only, once it serves (nil: none, or not this process).
+	var jobs *cron.Scheduler
+	if link.First() {
+		jobs = cron.Start(python.Jobs(), time.Duration(cfg.CronTimeout)*time.Second, log)
 	}
 
 	label := fmt.Sprintf("process %d (pid %d)", link.Slot, os.Getpid())
@@ -128,11 +140,17 @@ serve:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout)*time.Second)
 	defer cancel()
-	if err := srv.Drain(ctx, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// Jobs start no new runs from now on; running ones have until the same
+	// deadline as requests.
+	deadline, _ := ctx.Deadline()
+	jobsStopped := make(chan struct{})
+	go func() { jobs.Stop(deadline); close(jobsStopped) }()
+	if err := srv.Drain(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("requests still running at the shutdown deadline", "err", err)
 	}
 	queue.Close()
 	pool.Wait()
+	<-jobsStopped
 	access.Close()
 	python.Finalize()
 	return status

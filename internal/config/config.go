@@ -26,7 +26,9 @@ type Config struct {
 	RequestTimeout int
 	// ShutdownTimeout is in seconds.
 	ShutdownTimeout int
-	MaxRequests     int
+	// CronTimeout is in seconds; 0 means no limit.
+	CronTimeout int
+	MaxRequests int
 	// ReloadOnRSS is in MiB; 0 means never.
 	ReloadOnRSS int
 	Reload      bool
@@ -79,6 +81,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.Int64Var(&c.MaxBodySize, "max-body-size", 0, "largest request body in bytes, larger ones get 413 (0: no limit)")
 	fs.IntVar(&c.RequestTimeout, "request-timeout", 60, "seconds a request may run before wsgo.RequestTimeoutException is raised in it (0: no limit)")
 	fs.IntVar(&c.ShutdownTimeout, "shutdown-timeout", 30, "seconds running requests may take to finish after SIGTERM")
+	fs.IntVar(&c.CronTimeout, "cron-timeout", 1800, "seconds a @wsgo.cron or @wsgo.timer job may run before wsgo.RequestTimeoutException is raised in it (0: no limit)")
 	fs.IntVar(&c.MaxRequests, "max-requests", 0, "replace a worker process after about this many requests, plus up to 10% (0: never)")
 	fs.IntVar(&c.ReloadOnRSS, "reload-on-rss", 0, "replace a worker process whose resident memory exceeds this many MiB (0: never)")
 	fs.BoolVar(&c.Reload, "reload", false, "development: reload the workers when a .py file under the app's directories changes")
@@ -132,6 +135,8 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("--request-timeout, --shutdown-timeout, --max-requests and --reload-on-rss must not be negative")
 	case c.QueueSize < 1:
 		return nil, fmt.Errorf("--queue-size must be at least 1, not %d", c.QueueSize)
+	case c.CronTimeout < 0:
+		return nil, fmt.Errorf("--cron-timeout must not be negative")
 	case c.StaticMaxAge < 0 || c.MaxAge < 0 || c.CacheSize < 0:
 		return nil, fmt.Errorf("--static-max-age, --max-age and --cache-size must not be negative")
 	}

@@ -25,6 +25,7 @@ import (
 	"wsgo/internal/accesslog"
 	"wsgo/internal/cache"
 	"wsgo/internal/clients"
+	"wsgo/internal/parking"
 	"wsgo/internal/scheduler"
 	"wsgo/internal/static"
 	"wsgo/internal/wsgi"
@@ -64,6 +65,11 @@ type Handler struct {
 	// the blocks apps ask for with X-WSGo-Block.
 	Clients *clients.Registry
 	Blocker *clients.Blocker
+	// Parking holds the requests apps park with X-WSGo-Park.
+	Parking *parking.Lot
+
+	// listener takes connections back after parking (set by Serve).
+	listener *returnListener
 
 	draining atomic.Bool
 }
@@ -73,10 +79,12 @@ type connKey struct{}
 
 // connInfo is what a worker needs of the connection beyond net/http's
 // view: its local address, formatted once, and the TCP connection itself
-// for streamed body frames.
+// for streamed body frames; and, for a connection given back after
+// parking, the retry its first request is.
 type connInfo struct {
 	local string
 	tcp   *net.TCPConn
+	retry *retry
 }
 
 // Server is the HTTP server of a worker process.
@@ -98,8 +106,14 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			tcp, _ := c.(*net.TCPConn)
-			return context.WithValue(ctx, connKey{}, &connInfo{local: c.LocalAddr().String(), tcp: tcp})
+			info := &connInfo{local: c.LocalAddr().String()}
+			switch c := c.(type) {
+			case *net.TCPConn:
+				info.tcp = c
+			case *returnedConn:
+				info.tcp, info.retry = c.tcp, c.retry
+			}
+			return context.WithValue(ctx, connKey{}, info)
 		},
 		ConnState: func(_ net.Conn, state http.ConnState) {
 			switch state {
@@ -115,7 +129,8 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 
 // Serve accepts connections on ln until Drain.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	s.handler.listener = newReturnListener(ln)
+	err := s.http.Serve(s.handler.listener)
 	if s.handler.draining.Load() {
 		return nil
 	}
@@ -129,9 +144,13 @@ func (s *Server) Serve(ln net.Listener) error {
 // end cleanly after their next response, waits a moment for that, and only
 // then closes what is still idle and waits for running requests (until ctx
 // ends).
-func (s *Server) Drain(ctx context.Context, ln net.Listener) error {
+func (s *Server) Drain(ctx context.Context) error {
 	s.handler.draining.Store(true)
-	ln.Close()
+	s.handler.listener.Close()
+	// Parked requests could wait for hours: answer them now, as a timeout
+	// with http-204 would, so that long-polling clients poll again
+	// (elsewhere).
+	s.handler.Parking.WakeAll(parking.Wake{Action: parking.HTTP204})
 	grace := time.NewTimer(drainGrace)
 	defer grace.Stop()
 	poll := time.NewTicker(10 * time.Millisecond)
@@ -158,6 +177,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		w.Header()["Connection"] = []string{"close"}
 	}
+	conn, _ := r.Context().Value(connKey{}).(*connInfo)
+	if conn == nil {
+		conn = &connInfo{}
+	}
+	retry := conn.retry
+	if retry != nil {
+		conn.retry = nil // only the connection's first request is the retry
+		r.Header["X-Wsgo-Park-Arg"] = []string{retry.arg}
+	} else {
+		delete(r.Header, "X-Wsgo-Park-Arg") // only wsgo sets it, on a retry
+	}
 	addr, scheme := h.Clients.Identify(r)
 	r.URL.Scheme = scheme // what the client used, for the environ and the cache key
 	client := h.Clients.Get(addr, start)
@@ -165,31 +195,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuseBlocked(w, r, delay)
 		return
 	}
-	if sent, ok := h.Static.Serve(w, r); ok {
-		h.log(r, sent.Status, sent.Written, -1, start)
-		return
+	if retry == nil {
+		if sent, ok := h.Static.Serve(w, r); ok {
+			h.log(r, sent.Status, sent.Written, -1, start)
+			return
+		}
 	}
 	var refresh *cache.Refresh
-	cacheable := h.Cache != nil && cache.Cacheable(r)
+	cacheable := retry == nil && h.Cache != nil && cache.Cacheable(r)
 	if cacheable {
 		var hit bool
 		if refresh, hit = h.fromCache(w, r, start); hit {
 			return
 		}
 	}
-	conn, _ := r.Context().Value(connKey{}).(*connInfo)
-	if conn == nil {
-		conn = &connInfo{}
-	}
-	ex := wsgi.NewExchange(w, r, conn.local, conn.tcp, start)
+	ex := h.newExchange(w, r, conn, client, start)
+	ex.NoPark = retry != nil
 	if cacheable && r.Method != http.MethodHead {
 		ex.Record = h.Cache.Storable
 	}
-	ex.Client, ex.Base = client, clients.BaseOf(r, client)
 	client.Start()
 	h.dispatch(ex)
 	<-ex.Done()
 	client.Finish(time.Now())
+	if ex.HandOff.Kind == wsgi.Park {
+		h.park(ex, start)
+		return
+	}
 	h.finish(ex, refresh, start)
 	aborted := ex.Aborted
 	ex.Release()
@@ -200,13 +232,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// newExchange prepares r, from client on conn, for the app; queued is
+// when it enters the queue.
+func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, conn *connInfo, client *clients.Client, queued time.Time) *wsgi.Exchange {
+	ex := wsgi.NewExchange(w, r, conn.local, conn.tcp, queued)
+	ex.Client, ex.Base = client, clients.BaseOf(r, client)
+	return ex
+}
+
 // finish completes an exchange the app has answered: it sends the file the
 // app handed back, stores a recorded response, ends the cache refresh the
 // request was making (if any) and logs it as started at start.
 func (h *Handler) finish(ex *wsgi.Exchange, refresh *cache.Refresh, start time.Time) {
 	status, written := ex.Status, ex.Written
-	if ex.HandOff.Target != "" {
-		sent, err := h.Static.ServeHandOff(ex.W, ex.R, ex.HandOff.Target, ex.HandOff.URI)
+	if k := ex.HandOff.Kind; k == wsgi.SendFile || k == wsgi.AccelRedirect {
+		sent, err := h.Static.ServeHandOff(ex.W, ex.R, ex.HandOff.Target, k == wsgi.AccelRedirect)
 		if err != nil {
 			h.Log.Error("app's file hand-off refused", "err", err, "method", ex.R.Method, "uri", ex.R.RequestURI)
 		}
@@ -333,6 +373,11 @@ func (h *Handler) dispatch(ex *wsgi.Exchange) {
 	if len(ex.Body) > 0 {
 		ex.Queued = time.Now() // reading the body was not time in the queue
 	}
+	h.submit(ex)
+}
+
+// submit queues ex, whose body is read.
+func (h *Handler) submit(ex *wsgi.Exchange) {
 	if !h.Queue.Submit(ex) {
 		ex.Refuse(http.StatusServiceUnavailable)
 	}

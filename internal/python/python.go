@@ -1,7 +1,8 @@
 // Package python is wsgo's only door to CPython: it starts the interpreter,
-// imports the app, and runs WSGI requests on worker threads.
+// imports the app, runs WSGI requests on worker threads, and calls the
+// app's background jobs (jobs.go) on threads of their own.
 //
-// All cgo in wsgo lives here (python.go and wsgo.c). The package knows
+// All cgo in wsgo lives here (python.go, jobs.go and wsgo.c). The package knows
 // nothing of HTTP: it takes a request packed as strings, calls the app, and
 // hands back the status, headers and body as byte slices that point into
 // Python objects the worker still owns. What those bytes mean on the wire is
@@ -45,9 +46,10 @@ type Config struct {
 var ErrAppLoad = errors.New("could not load the WSGI application")
 
 // Start initialises Python, puts dir (the working directory) and
-// cfg.PythonPath on sys.path, and imports callable from module. It must be
-// called on the OS thread that will later call Finalize. On success the
-// GIL is released so that workers can take it.
+// cfg.PythonPath on sys.path, imports callable from module, and collects
+// the jobs the import registered (see Jobs). It must be called on the OS
+// thread that will later call Finalize. On success the GIL is released so
+// that workers can take it.
 func Start(cfg Config, dir, module, callable string) error {
 	program := C.CString(cfg.Program)
 	argv0 := C.CString(cfg.Argv0)
@@ -71,6 +73,9 @@ func Start(cfg Config, dir, module, callable string) error {
 	defer C.free(unsafe.Pointer(cc))
 	if C.wsgo_load_app(cm, cc) != 0 {
 		return ErrAppLoad
+	}
+	if err := takeJobs(); err != nil {
+		return err
 	}
 	C.wsgo_release_main()
 	return nil
@@ -242,7 +247,8 @@ func (t *Thread) Request() *Request { return &t.req }
 func (t *Thread) Result() Result { return t.res }
 
 // Interrupt raises wsgo.RequestTimeoutException in target's thread if it is
-// still running request reqid, and reports whether it did. It is called on
+// still running request (or job run, see RunJob) reqid, and reports
+// whether it did. It is called on
 // t's own thread (a monitor, not a worker) and waits for the GIL. After an
 // interrupted request, target releases any logging lock it still holds.
 func (t *Thread) Interrupt(target *Thread, reqid uint64) bool {

@@ -1,7 +1,8 @@
 /*
- * wsgo's embedding of CPython: interpreter start-up, the WSGI call, and the
+ * wsgo's embedding of CPython: interpreter start-up, the WSGI call, the
  * Python types the server hands to applications (wsgi.input, start_response,
- * wsgi.file_wrapper).
+ * wsgi.file_wrapper), and the wsgo module with its background jobs
+ * (@wsgo.timer, @wsgo.cron).
  *
  * Reference ownership is stated on each function that creates or stores a
  * Python object; GIL state follows the conventions in wsgo.h. Functions
@@ -30,6 +31,8 @@ static PyObject *timeout_exc;      /* strong: wsgo.RequestTimeoutException */
 static PyObject *release_logging_locks; /* strong: see HELPERS */
 static PyObject *format_stack;     /* strong: see HELPERS */
 static PyObject *memory_report;    /* strong: see HELPERS */
+static PyObject *module_dict;      /* strong: the wsgo module's namespace */
+static PyObject *job_funcs;        /* strong: list of the job callables, by index (wsgo_take_jobs) */
 static PyThreadState *main_ts;     /* the start-up thread's state */
 
 /* Values that most requests repeat; reused instead of decoded each time. */
@@ -667,8 +670,103 @@ no:
 
 /* ---- the wsgo built-in module ---- */
 
+/*
+ * The Python half of the wsgo module: the job decorators. They run in the
+ * module's namespace, so their globals are the module's. A decorator
+ * checks its arguments (raising at import, where the mistake is) and
+ * records (kind, spec, function, name) in _jobs; the server reads that
+ * list once the app has imported (wsgo_take_jobs) and sets _closed, after
+ * which decorating only warns. python/wsgo/__init__.py, the stand-in
+ * package for use outside the server, checks arguments the same way and
+ * records nothing: keep the two in step (tests/cron_test.go compares them).
+ */
+static const char MODULE_PY[] =
+	"import numbers as _numbers, operator as _operator, warnings as _warnings\n"
+	"_jobs = []\n"
+	"_closed = False\n"
+	"_CRON_FIELDS = (('min', 0, 59), ('hour', 0, 23), ('day', 1, 31), ('mon', 1, 12), ('wday', 0, 7))\n"
+	"_MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)\n"
+	"def cron(min, hour, day, mon, wday):\n"
+	"    \"\"\"Decorator: run the function in the background at every minute of\n"
+	"    local time that matches. Each field is an int, or -1 for any value:\n"
+	"    min 0-59, hour 0-23, day (of the month) 1-31, mon 1-12, wday 0-7\n"
+	"    (0 and 7 are Sunday, 1 is Monday, as in crontab). Every field that is\n"
+	"    not -1 must match. The function is returned unchanged.\"\"\"\n"
+	"    spec = []\n"
+	"    for (field, low, high), value in zip(_CRON_FIELDS, (min, hour, day, mon, wday)):\n"
+	"        if isinstance(value, bool):\n"
+	"            raise TypeError('wsgo.cron: %s must be an int, not bool' % field)\n"
+	"        try:\n"
+	"            value = _operator.index(value)\n"
+	"        except TypeError:\n"
+	"            raise TypeError('wsgo.cron: %s must be an int, not %s' % (field, type(value).__name__)) from None\n"
+	"        if value != -1 and not low <= value <= high:\n"
+	"            raise ValueError('wsgo.cron: %s must be -1 (any) or from %d to %d, not %d' % (field, low, high, value))\n"
+	"        spec.append(value)\n"
+	"    if spec[2] != -1 and spec[3] != -1 and spec[2] > _MONTH_DAYS[spec[3]]:\n"
+	"        raise ValueError('wsgo.cron: day %d never comes in month %d' % (spec[2], spec[3]))\n"
+	"    return _decorator('cron', tuple(spec))\n"
+	"def timer(period):\n"
+	"    \"\"\"Decorator: run the function in the background every period seconds\n"
+	"    (an int or float above 0), counted from the server's start. The\n"
+	"    function is returned unchanged.\"\"\"\n"
+	"    if isinstance(period, bool) or not isinstance(period, _numbers.Real):\n"
+	"        raise TypeError('wsgo.timer: period must be a number of seconds, not %s' % type(period).__name__)\n"
+	"    if not 0 < period < float('inf'):\n"
+	"        raise ValueError('wsgo.timer: period must be a number of seconds above 0, not %r' % (period,))\n"
+	"    return _decorator('timer', float(period))\n"
+	"def _decorator(kind, spec):\n"
+	"    def register(func):\n"
+	"        if not callable(func):\n"
+	"            raise TypeError('@wsgo.%s decorates a function, not %s' % (kind, type(func).__name__))\n"
+	"        _register(kind, spec, func)\n"
+	"        return func\n"
+	"    return register\n"
+	"def _register(kind, spec, func):\n"
+	"    name = '%s.%s' % (getattr(func, '__module__', None) or '?',\n"
+	"                      getattr(func, '__qualname__', None) or getattr(func, '__name__', None) or repr(func))\n"
+	"    if _closed:\n"
+	"        _warnings.warn('%s: @wsgo.%s has no effect once the app is loaded; jobs are registered while it '\n"
+	"                       'imports' % (name, kind), RuntimeWarning, stacklevel=3)\n"
+	"        return\n"
+	"    _jobs.append((kind, spec, func, name))\n";
+
+/*
+ * wsgo.notify_parked(channels, action, arg=""): wake the requests parked on
+ * any of the comma-separated channels. Called with the GIL held from any
+ * Python thread; the arguments are borrowed, and the strings they give are
+ * copied by the Go side before it returns. Returns a new reference: the
+ * number of requests woken.
+ */
+static PyObject *wsgo_notify_parked(PyObject *self, PyObject *args)
+{
+	const char *channels, *arg = "";
+	Py_ssize_t channels_len, arg_len = 0;
+	int action;
+	long woken;
+	(void)self;
+	if (!PyArg_ParseTuple(args, "s#i|s#:notify_parked", &channels, &channels_len, &action, &arg, &arg_len))
+		return NULL;
+	if (action < WSGO_PARK_DISCONNECT || action > WSGO_PARK_HTTP_504) {
+		PyErr_Format(PyExc_ValueError,
+			"notify_parked: action must be wsgo.RETRY, wsgo.DISCONNECT, wsgo.HTTP_204 or wsgo.HTTP_504, not %d", action);
+		return NULL;
+	}
+	woken = wsgoNotifyParked((char *)channels, (long)channels_len, action, (char *)arg, (long)arg_len);
+	return PyLong_FromLong(woken);
+}
+
+static PyMethodDef wsgo_module_methods[] = {
+	{"notify_parked", wsgo_notify_parked, METH_VARARGS,
+		"notify_parked(channels, action, arg='') -> int: wake the requests parked on any of the "
+		"comma-separated channels with action (wsgo.RETRY, DISCONNECT, HTTP_204 or HTTP_504); a retry "
+		"gets arg as its X-WSGo-Park-Arg header. Returns how many requests it woke."},
+	{NULL},
+};
+
 static struct PyModuleDef wsgo_module = {
 	PyModuleDef_HEAD_INIT, "wsgo", "The wsgo server's interface for applications.", -1,
+	wsgo_module_methods,
 };
 
 static PyObject *wsgo_module_init(void)
@@ -703,6 +801,30 @@ static PyObject *wsgo_module_init(void)
 		Py_DECREF(&FileWrapperType);
 		Py_DECREF(m);
 		return NULL;
+	}
+	if (PyModule_AddIntConstant(m, "DISCONNECT", WSGO_PARK_DISCONNECT) < 0 ||
+		PyModule_AddIntConstant(m, "RETRY", WSGO_PARK_RETRY) < 0 ||
+		PyModule_AddIntConstant(m, "HTTP_204", WSGO_PARK_HTTP_204) < 0 ||
+		PyModule_AddIntConstant(m, "HTTP_504", WSGO_PARK_HTTP_504) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	{
+		/* The decorators (MODULE_PY), run in the module's namespace. */
+		PyObject *d = PyModule_GetDict(m); /* borrowed */
+		PyObject *r;
+		if (PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) < 0) {
+			Py_DECREF(m);
+			return NULL;
+		}
+		r = PyRun_String(MODULE_PY, Py_file_input, d, d);
+		if (r == NULL) {
+			Py_DECREF(m);
+			return NULL;
+		}
+		Py_DECREF(r);
+		Py_INCREF(d);
+		module_dict = d;
 	}
 	return m;
 }
@@ -954,6 +1076,78 @@ int wsgo_load_app(const char *module, const char *callable)
 	return 0;
 }
 
+/*
+ * Takes the jobs that @wsgo.timer and @wsgo.cron registered while the app
+ * imported (the module's _jobs list), and closes registration: a decorator
+ * used later only warns. Returns how many there are, with *out set to a
+ * malloc'd array (NULL when there are none) that the caller frees along
+ * with each name; or -1 after printing why. The callables move to
+ * job_funcs, which holds them for the interpreter's life; job i there is
+ * (*out)[i]. Start-up thread, GIL held; called once.
+ */
+int wsgo_take_jobs(wsgo_job **out)
+{
+	PyObject *list;
+	wsgo_job *jobs = NULL;
+	Py_ssize_t i, n = 0;
+
+	*out = NULL;
+	list = PyDict_GetItemString(module_dict, "_jobs"); /* borrowed */
+	if (list == NULL || !PyList_Check(list)) {
+		fprintf(stderr, "wsgo: wsgo._jobs is no longer the list of registered jobs\n");
+		return -1;
+	}
+	Py_INCREF(list);
+	if (PyDict_SetItemString(module_dict, "_closed", Py_True) < 0)
+		goto fail;
+	n = PyList_GET_SIZE(list);
+	job_funcs = PyList_New(n);
+	if (job_funcs == NULL)
+		goto fail;
+	if (n > 0 && (jobs = calloc((size_t)n, sizeof(*jobs))) == NULL) {
+		PyErr_NoMemory();
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		PyObject *item = PyList_GET_ITEM(list, i), *spec, *func; /* borrowed */
+		const char *kind, *name;
+		wsgo_job *j = &jobs[i];
+		if (!PyArg_ParseTuple(item, "sOOs:wsgo._jobs", &kind, &spec, &func, &name))
+			goto fail;
+		if (strcmp(kind, "timer") == 0) {
+			j->kind = WSGO_JOB_TIMER;
+			j->period = PyFloat_AsDouble(spec);
+			if (j->period == -1.0 && PyErr_Occurred())
+				goto fail;
+		} else if (strcmp(kind, "cron") == 0) {
+			j->kind = WSGO_JOB_CRON;
+			if (!PyArg_ParseTuple(spec, "iiiii:wsgo.cron", &j->cron[0], &j->cron[1],
+				&j->cron[2], &j->cron[3], &j->cron[4]))
+				goto fail;
+		} else {
+			PyErr_Format(PyExc_ValueError, "wsgo._jobs: unknown kind of job %R", item);
+			goto fail;
+		}
+		if ((j->name = strdup(name)) == NULL) {
+			PyErr_NoMemory();
+			goto fail;
+		}
+		Py_INCREF(func);
+		PyList_SET_ITEM(job_funcs, i, func); /* steals the new reference */
+	}
+	Py_DECREF(list);
+	*out = jobs;
+	return (int)n;
+fail:
+	print_error_locked();
+	for (i = 0; jobs != NULL && i < n; i++)
+		free(jobs[i].name);
+	free(jobs);
+	Py_CLEAR(job_funcs);
+	Py_DECREF(list);
+	return -1;
+}
+
 /* Releases the GIL held since wsgo_init so that workers can run. */
 void wsgo_release_main(void)
 {
@@ -1154,6 +1348,28 @@ wsgo_result *wsgo_worker_result(wsgo_worker *w)
 }
 
 /*
+ * After a request or job run that RequestTimeoutException was sent to:
+ * clears the exception if it arrived too late to land (it must not hit the
+ * thread's next request or run), and releases any logging lock the thread
+ * was left holding. GIL held.
+ */
+static void after_interrupt_locked(wsgo_worker *w)
+{
+	PyObject *r;
+	if (!w->interrupted)
+		return;
+	PyThreadState_SetAsyncExc(w->ident, NULL);
+	w->interrupted = 0;
+	r = PyObject_CallNoArgs(release_logging_locks);
+	if (r == NULL)
+		print_error_locked();
+	else if (PyLong_AsLong(r) > 0)
+		fprintf(stderr, "wsgo: worker %d released %ld logging lock(s) left held by the timeout\n",
+			w->id, PyLong_AsLong(r));
+	Py_XDECREF(r);
+}
+
+/*
  * Ends the current request, if any: calls the result's close() (once), and
  * drops every per-request reference. Returns 0, or -1 when close() raised
  * (the error is printed). GIL held.
@@ -1178,19 +1394,7 @@ static int finish_locked(wsgo_worker *w)
 			PyErr_Clear();
 		}
 	}
-	if (w->interrupted) {
-		/* A timeout sent too late to land must not hit the next request. */
-		PyObject *r;
-		PyThreadState_SetAsyncExc(w->ident, NULL);
-		w->interrupted = 0;
-		r = PyObject_CallNoArgs(release_logging_locks);
-		if (r == NULL)
-			print_error_locked();
-		else if (PyLong_AsLong(r) > 0)
-			fprintf(stderr, "wsgo: worker %d released %ld logging lock(s) left held by the timeout\n",
-				w->id, PyLong_AsLong(r));
-		Py_XDECREF(r);
-	}
+	after_interrupt_locked(w);
 	if (w->sr != NULL)
 		w->sr->worker = NULL;
 	Py_CLEAR(w->chunk);
@@ -1308,10 +1512,43 @@ char *wsgo_memory_report(wsgo_worker *self)
 }
 
 /*
+ * Runs job index (see wsgo_take_jobs) on w's thread as run runid: calls it
+ * with no arguments and drops what it returns. While it runs,
+ * wsgo_worker_interrupt with runid raises RequestTimeoutException in it,
+ * as in a request. Returns 0 when it returned, -1 when it raised (the
+ * traceback is printed), or -2 when what it raised was
+ * RequestTimeoutException. Takes the GIL and releases it before returning,
+ * since a job thread waits long between runs. w runs no requests.
+ */
+int wsgo_worker_run_job(wsgo_worker *w, int index, uint64_t runid)
+{
+	PyObject *func, *r;
+	int rc = 0;
+	acquire(w);
+	func = PyList_GET_ITEM(job_funcs, index); /* borrowed; hold it for the call */
+	Py_INCREF(func);
+	w->pending = 1;
+	w->reqid = runid;
+	r = PyObject_CallNoArgs(func);
+	if (r == NULL) {
+		rc = PyErr_ExceptionMatches(timeout_exc) ? -2 : -1;
+		print_error_locked();
+	}
+	/* No interrupt can be sent from here on; one that came too late is dropped. */
+	w->pending = 0;
+	Py_XDECREF(r);
+	Py_DECREF(func);
+	after_interrupt_locked(w);
+	wsgo_worker_release_gil(w);
+	return rc;
+}
+
+/*
  * Raises RequestTimeoutException in target's thread if it is still running
- * request reqid. Called on self's thread (the timeout monitor's); takes the
- * GIL for the call and releases it after. Returns 1 if the exception was
- * sent. The exception lands when target next runs Python bytecode.
+ * request (or job run) reqid. Called on self's thread (a timeout monitor's:
+ * the housekeeper's or the job scheduler's); takes the GIL for the call and
+ * releases it after. Returns 1 if the exception was sent. The exception
+ * lands when target next runs Python bytecode.
  */
 int wsgo_worker_interrupt(wsgo_worker *self, wsgo_worker *target, uint64_t reqid)
 {

@@ -9,9 +9,11 @@
  *    locks its goroutine to that thread). It owns one PyThreadState.
  *  - worker->holds_gil says whether that thread currently holds the GIL.
  *    Every wsgo_worker_* function acquires the GIL if it is not held and
- *    returns still holding it, except wsgo_worker_release_gil and
- *    wsgo_worker_free, so a worker that finds more queued work keeps the GIL
- *    between requests instead of handing it to another thread.
+ *    returns still holding it, except wsgo_worker_release_gil,
+ *    wsgo_worker_free, wsgo_worker_run_job and the calls made from a monitor
+ *    thread (interrupt, stack, memory report), which return without it. So a
+ *    worker that finds more queued work keeps the GIL between requests
+ *    instead of handing it to another thread.
  *  - Python objects named in wsgo_worker are strong references owned by the
  *    worker; nothing returned to Go is a Python object. Pointers returned to
  *    Go (header and body bytes) point into objects the worker still owns, and
@@ -74,10 +76,37 @@ typedef struct {
 
 typedef struct wsgo_worker wsgo_worker;
 
+/*
+ * What a parked request's timeout or wsgo.notify_parked does with it; the
+ * values of wsgo.DISCONNECT, wsgo.RETRY, wsgo.HTTP_204 and wsgo.HTTP_504
+ * (numbered as in the original wsgo).
+ */
+enum {
+	WSGO_PARK_DISCONNECT = 0,
+	WSGO_PARK_RETRY = 1,
+	WSGO_PARK_HTTP_204 = 2,
+	WSGO_PARK_HTTP_504 = 3,
+};
+
+/* The kinds of background job the app can register. */
+enum {
+	WSGO_JOB_TIMER = 0, /* @wsgo.timer(period) */
+	WSGO_JOB_CRON = 1,  /* @wsgo.cron(min, hour, day, mon, wday) */
+};
+
+/* A job registered while the app imported, as wsgo_take_jobs reports it. */
+typedef struct {
+	int kind;
+	double period;  /* WSGO_JOB_TIMER: seconds, above 0 */
+	int cron[5];    /* WSGO_JOB_CRON: min, hour, day, mon, wday; -1 matches any */
+	char *name;     /* malloc'd UTF-8 "module.qualname", for logs */
+} wsgo_job;
+
 /* Interpreter life cycle: called on one dedicated OS thread. */
 int wsgo_init(const char *program, const char *argv0, int multiprocess);
 int wsgo_add_sys_path(const char *dir, int front);
 int wsgo_load_app(const char *module, const char *callable);
+int wsgo_take_jobs(wsgo_job **out);
 void wsgo_release_main(void);
 void wsgo_finalize(void);
 const char *wsgo_python_version(void);
@@ -93,6 +122,7 @@ wsgo_result *wsgo_worker_run(wsgo_worker *w, uint64_t reqid, const char *req,
 	int64_t body_buffered, int body_more);
 int wsgo_worker_next(wsgo_worker *w, wsgo_chunk *out, int release);
 int wsgo_worker_finish(wsgo_worker *w);
+int wsgo_worker_run_job(wsgo_worker *w, int index, uint64_t runid);
 int wsgo_worker_interrupt(wsgo_worker *self, wsgo_worker *target, uint64_t reqid);
 char *wsgo_worker_stack(wsgo_worker *self, wsgo_worker *target);
 char *wsgo_memory_report(wsgo_worker *self);

@@ -32,6 +32,10 @@ type Link struct {
 	control   *os.File
 }
 
+// First reports whether this is the first worker process, the one that
+// runs the app's cron and timer jobs.
+func (l *Link) First() bool { return l.Slot == firstSlotID }
+
 // WorkerLink returns the link to the supervisor when this process was
 // started by one, or nil when it was not.
 func WorkerLink() (*Link, error) {

@@ -65,11 +65,15 @@ type Exchange struct {
 	// client (X-WSGo-*, X-Sendfile, X-Accel-Redirect); they are never
 	// sent. Nil when the app set none.
 	Control http.Header
-	// HandOff is set when the app answered with X-Sendfile or
-	// X-Accel-Redirect: the worker sent nothing, the app's status is in
-	// Status and its other headers are in W.Header(), and the front is
-	// to serve the named file, so that no worker waits on the client.
+	// HandOff is set when the app handed its response back to the server
+	// (X-Sendfile, X-Accel-Redirect, X-WSGo-Park): the worker sent
+	// nothing, the app's status is in Status and its other headers are in
+	// W.Header(), and the front completes the response, so that no worker
+	// waits on the client.
 	HandOff HandOff
+	// NoPark makes the worker ignore X-WSGo-Park: a retried request
+	// cannot park again.
+	NoPark bool
 
 	// Record, when set by the front, is asked once the status and headers
 	// are known whether to keep a copy of the body (for the response
@@ -96,13 +100,23 @@ func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, conn 
 	return ex
 }
 
-// HandOff names the file an app handed back to the server to send.
+// HandOff is a response the app handed back to the server.
 type HandOff struct {
-	// Target is X-Sendfile's file path or X-Accel-Redirect's URI path.
+	Kind HandOffKind
+	// Target is X-Sendfile's file path, X-Accel-Redirect's URI path or
+	// X-WSGo-Park's channel list.
 	Target string
-	// URI is true for X-Accel-Redirect.
-	URI bool
 }
+
+// HandOffKind says what the app handed back.
+type HandOffKind uint8
+
+const (
+	NoHandOff     HandOffKind = iota
+	SendFile                  // X-Sendfile
+	AccelRedirect             // X-Accel-Redirect
+	Park                      // X-WSGo-Park
+)
 
 // MaxRecorded is the largest body Record may keep: the response cache
 // stores nothing bigger (the spec's 1 MB).

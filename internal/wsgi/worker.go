@@ -264,8 +264,8 @@ func (w *worker) Write(p []byte) error {
 	}
 	res := w.thread.Result()
 	if !w.sendHeaders(res, -1) {
-		if ex.HandOff.Target != "" {
-			return nil // the server sends a file instead of this body
+		if ex.HandOff.Kind != NoHandOff {
+			return nil // the server completes the response instead
 		}
 		return io.ErrClosedPipe
 	}
@@ -484,12 +484,12 @@ func (ex *Exchange) flush() error {
 // headers addressed to wsgo go to ex.Control instead of the client.
 // It reports whether the body is to be sent: false, having answered 500,
 // when the status cannot be sent, and false when the app handed a file
-// back to the server (ex.HandOff), whose headers the front sends. It is a
+// back to the server (ex.HandOff), which the front completes. It is a
 // no-op once the headers have gone.
 func (w *worker) sendHeaders(res python.Result, length int64) bool {
 	ex := w.ex
 	if res.HeadersSent() {
-		return !ex.Aborted && ex.HandOff.Target == ""
+		return !ex.Aborted && ex.HandOff.Kind == NoHandOff
 	}
 	status := res.Status()
 	if status < 200 {
@@ -529,7 +529,7 @@ func (w *worker) sendHeaders(res python.Result, length int64) bool {
 		h[key] = append(h[key], string(value))
 	})
 	if ex.Control != nil {
-		if ex.HandOff = handOffOf(ex.Control); ex.HandOff.Target != "" {
+		if ex.HandOff = handOffOf(ex.Control, ex.NoPark); ex.HandOff.Kind != NoHandOff {
 			delete(h, "Content-Length") // the file's, not the app's
 			res.MarkHeadersSent()
 			ex.Status = status
@@ -561,14 +561,18 @@ func isControlHeader(key string) bool {
 		(strings.HasPrefix(key, "X-Wsgo-") || key == "X-Sendfile" || key == "X-Accel-Redirect")
 }
 
-// handOffOf reads X-Sendfile or X-Accel-Redirect from the app's control
-// headers; X-Sendfile wins when an app sets both.
-func handOffOf(control http.Header) HandOff {
+// handOffOf reads the app's control headers for a response it hands back:
+// X-Sendfile, X-Accel-Redirect or (unless noPark) X-WSGo-Park, first
+// found in that order.
+func handOffOf(control http.Header, noPark bool) HandOff {
 	if v := control.Get("X-Sendfile"); v != "" {
-		return HandOff{Target: v}
+		return HandOff{Kind: SendFile, Target: v}
 	}
 	if v := control.Get("X-Accel-Redirect"); v != "" {
-		return HandOff{Target: v, URI: true}
+		return HandOff{Kind: AccelRedirect, Target: v}
+	}
+	if v := control.Get("X-Wsgo-Park"); v != "" && !noPark {
+		return HandOff{Kind: Park, Target: v}
 	}
 	return HandOff{}
 }
