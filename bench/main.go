@@ -11,8 +11,9 @@
 // with a plain Go HTTP request, wrk warms it up and then measures it, and the
 // server is stopped (SIGTERM, then SIGKILL after a bound) before the next.
 // The report gives requests/s, p99 latency and wsgo's ratio to each peer per
-// workload, the targets wsgo must meet, and wsgo's memory after a million
-// requests.
+// workload, the targets wsgo must meet, wsgo's memory after a million
+// requests, and (h2load.go) wsgo's hello over HTTP/1.1 and HTTP/2, in
+// cleartext and over TLS, measured with h2load.
 //
 // The Go floors are this program itself, re-executed as `-floor-server PORT`
 // (a net/http handler writing hello's body) or `-fileserver-floor PORT DIR`
@@ -100,7 +101,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "length of the wrk warm-up before each measured run (0 for none)")
 	fs.IntVar(&c.repeat, "repeat", 1, "measured wrk runs per server and workload, taken in rounds over all servers so that a drift in the machine's speed touches every server alike; the median by req/s is reported")
 	fs.BoolVar(&c.quick, "quick", false, "smoke run: -duration 2s -warmup 1s -mem-requests 10000,100000 unless given")
-	fs.StringVar(&only, "only", "", "comma-separated workloads to run, and/or \"memory\" (default all): "+strings.Join(workloadNames(), ","))
+	fs.StringVar(&only, "only", "", "comma-separated workloads to run, and/or \"memory\" and \"h2\" (default all): "+strings.Join(workloadNames(), ","))
 	fs.StringVar(&srv, "servers", "", "comma-separated servers to run (default all): "+strings.Join(serverNames(), ","))
 	fs.StringVar(&c.wsgo, "wsgo", "bin/wsgo", "path of the wsgo binary")
 	fs.StringVar(&c.python, "python", "/usr/bin/python3", "Python that runs gunicorn and waitress (uWSGI's python3 plugin embeds Debian's)")
@@ -135,7 +136,7 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-repeat: want 1 to 20, got %d", c.repeat)
 	}
 	var err error
-	if c.only, err = pick(only, append(workloadNames(), "memory")); err != nil {
+	if c.only, err = pick(only, append(workloadNames(), "memory", "h2")); err != nil {
 		return nil, fmt.Errorf("-only: %v", err)
 	}
 	if c.servers, err = pick(srv, serverNames()); err != nil {
@@ -276,6 +277,9 @@ type report struct {
 	Results            map[string][]result // by workload name, in server order
 	Memory             []memPoint
 	MemErr             error
+	// H2 is the HTTP/2 measurement (h2load.go).
+	H2    []h2Result
+	H2Err error
 }
 
 // run executes every selected workload on every selected server, then the
@@ -343,6 +347,17 @@ func run(c *config) (int, error) {
 		if rep.MemErr != nil {
 			failed++
 			fmt.Fprintf(os.Stderr, "memory: FAILED: %v\n", rep.MemErr)
+		}
+	}
+	if contains(c.only, "h2") && c.selected("wsgo") {
+		if rep.H2, rep.H2Err = c.measureH2(); rep.H2Err != nil {
+			failed++
+			fmt.Fprintf(os.Stderr, "h2: FAILED: %v\n", rep.H2Err)
+		}
+		for _, r := range rep.H2 {
+			if r.Err != nil {
+				failed++
+			}
 		}
 	}
 	rep.LoadEnd = loadAvg()

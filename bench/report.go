@@ -187,6 +187,7 @@ func (c *config) render(rep *report) string {
 	}
 
 	c.renderMemory(&b, rep)
+	c.renderH2(&b, rep)
 	return b.String()
 }
 

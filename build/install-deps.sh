@@ -11,7 +11,7 @@ test)
 	;;
 bench)
 	packages=(libpython3.11-dev python3-flask python3-django wrk uwsgi-core uwsgi-plugin-python3
-		gunicorn python3-gevent python3-waitress)
+		gunicorn python3-gevent python3-waitress nghttp2-client)
 	;;
 *)
 	echo "usage: $0 test|bench" >&2

@@ -343,6 +343,7 @@ func (s *server) Alive(t testing.TB) {
 // stop sends SIGTERM, waits (bounded), then SIGKILLs. A server that died on
 // its own during the test fails it.
 func (s *server) stop(t testing.TB) {
+	defer s.checkRaces(t)
 	s.mu.Lock()
 	expected := s.exitExpected
 	s.mu.Unlock()
@@ -371,6 +372,15 @@ func (s *server) stop(t testing.TB) {
 	}
 }
 
+// checkRaces fails the test when the server (a race-detector build in
+// make test) reported a data race: the detector only prints, and the exit
+// status of a stopped server is not otherwise looked at.
+func (s *server) checkRaces(t testing.TB) {
+	if i := strings.Index(s.Stderr(), "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("the server reported a data race:\n%s", s.Stderr()[i:])
+	}
+}
+
 // tail shortens long output for failure messages.
 func tail(s string) string {
 	const max = 6000
@@ -390,10 +400,16 @@ type runResult struct {
 // that does not exit in time is killed and fails the test.
 func runWsgo(t testing.TB, args ...string) runResult {
 	t.Helper()
+	return runWsgoEnv(t, nil, args...)
+}
+
+// runWsgoEnv is runWsgo with extra environment variables (KEY=VALUE).
+func runWsgoEnv(t testing.TB, env []string, args ...string) runResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, wsgoBin(t), args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = cleanEnv(env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 5 * time.Second
@@ -433,6 +449,7 @@ type response struct {
 	Header     http.Header
 	Body       []byte
 	TE         []string // Transfer-Encoding as sent
+	Proto      string   // e.g. "HTTP/2.0"
 }
 
 func (r *response) String() string { return string(r.Body) }
@@ -440,7 +457,13 @@ func (r *response) String() string { return string(r.Body) }
 // do sends req with the shared client and reads the whole response.
 func do(t testing.TB, req *http.Request) *response {
 	t.Helper()
-	resp, err := client.Do(req)
+	return doWith(t, client, req)
+}
+
+// doWith sends req with client c and reads the whole response.
+func doWith(t testing.TB, c *http.Client, req *http.Request) *response {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
@@ -449,7 +472,8 @@ func do(t testing.TB, req *http.Request) *response {
 	if err != nil {
 		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
 	}
-	return &response{Status: resp.StatusCode, StatusLine: resp.Status, Header: resp.Header, Body: body, TE: resp.TransferEncoding}
+	return &response{Status: resp.StatusCode, StatusLine: resp.Status, Header: resp.Header, Body: body,
+		TE: resp.TransferEncoding, Proto: resp.Proto}
 }
 
 func get(t testing.TB, url string) *response {

@@ -19,6 +19,7 @@ import (
 	"wsgo/internal/config"
 	"wsgo/internal/python"
 	"wsgo/internal/supervisor"
+	"wsgo/internal/tlsconf"
 )
 
 // Set at build time by the Makefile.
@@ -70,24 +71,59 @@ func run() int {
 	if link != nil {
 		return runWorker(cfg, link, log.With("process", link.Slot))
 	}
+	if cfg.HTTPSSocket != "" {
+		// The certificate is checked (or made) once here, so that a mistake
+		// is reported before any worker starts; each worker reads it again.
+		desc, err := tlsconf.Prepare(tlsSettings(cfg))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "wsgo: %v\n", err)
+			return 2
+		}
+		if cfg.TLSSelfSigned {
+			log.Warn("--tls-self-signed: serving HTTPS with a throw-away self-signed certificate made at start; for local development only, clients will not trust it", desc...)
+		} else {
+			log.Info("HTTPS certificate loaded", desc...)
+		}
+	}
 	var watch func() bool
 	if cfg.Reload {
 		watch = supervisor.WatchPython(appDirs(cfg))
 	}
+	monitor, stopStats, err := serveStats(cfg, log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgo: --stats-socket: %v\n", err)
+		return 1
+	}
+	defer stopStats()
+	ready := readiness(cfg)
 	return supervisor.Run(supervisor.Config{
 		Processes:       cfg.Processes,
 		Addr:            cfg.HTTPSocket,
+		TLSAddr:         cfg.HTTPSSocket,
 		Args:            os.Args[1:],
+		Env:             cfg.WorkerEnv(os.Environ()), // with the settings as resolved here
+		Monitor:         monitor,
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout) * time.Second,
 		ReadyTimeout:    2 * time.Minute,
 		Watch:           watch,
 		Log:             log,
-		Ready: func(addr net.Addr) {
-			fmt.Fprintf(os.Stderr, "wsgo: listening on http://%s\n", addr)
+		Ready: func(addr, tlsAddr net.Addr) {
+			if addr != nil {
+				fmt.Fprintf(os.Stderr, "wsgo: listening on http://%s (%s)\n", addr, ready)
+			}
+			if tlsAddr != nil {
+				fmt.Fprintf(os.Stderr, "wsgo: listening on https://%s (%s)\n", tlsAddr, ready)
+			}
 			log.Info("serving", "app", cfg.Module, "processes", cfg.Processes, "workers", cfg.Workers,
 				"python", python.Version())
 		},
 	})
+}
+
+// tlsSettings are the HTTPS flags, for tlsconf.
+func tlsSettings(cfg *config.Config) tlsconf.Settings {
+	return tlsconf.Settings{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, Passphrase: cfg.Passphrase,
+		SelfSigned: cfg.TLSSelfSigned, Addr: cfg.HTTPSSocket}
 }
 
 // appDirs are the directories whose Python files --reload watches: the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +17,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"wsgo/internal/accesslog"
 	"wsgo/internal/cache"
 	"wsgo/internal/clients"
 	"wsgo/internal/config"
@@ -27,6 +27,7 @@ import (
 	"wsgo/internal/python"
 	"wsgo/internal/static"
 	"wsgo/internal/supervisor"
+	"wsgo/internal/tlsconf"
 	"wsgo/internal/wsgi"
 )
 
@@ -35,10 +36,15 @@ import (
 // runs the app's atexit handlers and exits.
 func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int {
 	// Catch signals from the start: one that arrives while the app imports
-	// waits for the server to be up instead of being lost (SIGUSR1/2) or
-	// killing the process without a drain (SIGTERM).
+	// waits for the server to be up instead of being lost (SIGUSR1/2,
+	// SIGWINCH) or killing the process without a drain (SIGTERM).
 	signals := make(chan os.Signal, 8)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	access, err := openAccessLog(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgo: --log-file: %v\n", err)
+		return 2
+	}
 	if cfg.SchedBatch {
 		if err := scheduleAsBatch(); err != nil {
 			log.Warn("could not switch to SCHED_BATCH; running with the normal policy", "err", err)
@@ -54,6 +60,15 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgo: %v\n", err)
 		return 1
+	}
+	// Before Python starts: a self-signed certificate's key comes in the
+	// environment, which the app must not see.
+	var tlsConfig *tls.Config
+	if cfg.HTTPSSocket != "" {
+		if tlsConfig, err = tlsconf.ServerConfig(tlsSettings(cfg)); err != nil {
+			fmt.Fprintf(os.Stderr, "wsgo: %v\n", err)
+			return 2
+		}
 	}
 	module, callable := cfg.ModuleAndCallable()
 	pycfg := python.Config{
@@ -89,19 +104,26 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 		return parked.Notify(parking.Channels(channels), parking.Wake{Action: parking.Action(action), Arg: arg})
 	})
 	pool := wsgi.StartPool(queue, cfg.Workers, time.Duration(cfg.RequestTimeout)*time.Second, log)
-	access := accesslog.New(os.Stdout)
 	handler := &front.Handler{Queue: queue, MaxBodySize: cfg.MaxBodySize, Access: access,
 		Static: files, Cache: responses, Log: log,
 		Clients: clients.New(trusted), Blocker: clients.NewBlocker(log), Parking: parked}
+	handler.Metrics = processMetrics(link, pool, handler)
+	handler.Metrics.Serve(link.Stats)
 	srv := front.NewServer(handler, log)
 
-	ln, err := link.Listener()
+	sockets := front.Listeners{H2C: cfg.H2C, TLS: tlsConfig}
+	if cfg.HTTPSocket != "" {
+		sockets.HTTP, err = link.Listener()
+	}
+	if err == nil && tlsConfig != nil {
+		sockets.HTTPS, err = link.TLSListener()
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgo: %v\n", err)
 		return 1
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(sockets) }()
 	if err := link.Ready(); err != nil {
 		log.Error("cannot reach the supervisor", "err", err)
 		return 1
@@ -127,6 +149,14 @@ serve:
 				pool.DumpStacks(os.Stdout, label)
 			case syscall.SIGUSR2:
 				pool.Report(os.Stdout, label)
+			case syscall.SIGWINCH:
+				// Log rotation. Not SIGHUP or SIGUSR1 (taken), and
+				// ignored by default, so a stray one does no harm.
+				if err := access.Reopen(); err != nil {
+					log.Error("cannot reopen the access log; it goes on in the old file", "err", err)
+				} else if cfg.LogFile != "" {
+					log.Info("access log reopened", "file", cfg.LogFile)
+				}
 			default:
 				break serve
 			}
@@ -152,6 +182,7 @@ serve:
 	pool.Wait()
 	<-jobsStopped
 	access.Close()
+	handler.Metrics.Final() // after the last request is counted
 	python.Finalize()
 	return status
 }

@@ -27,6 +27,24 @@ type Cache struct {
 	size      int64
 	resources map[string]*resource
 	lru       list.List // of *entry, most recently used first
+	// hits and misses count lookups that found a fresh entry and those
+	// that sent the request to the app, for Stats.
+	hits, misses int64
+}
+
+// Stats are the cache's counts, for the metrics.
+type Stats struct {
+	Hits, Misses int64
+	// Bytes is the memory held by the stored responses, as --cache-size
+	// counts it; Entries how many there are.
+	Bytes, Entries int64
+}
+
+// Stats returns the cache's counts so far.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Hits: c.hits, Misses: c.misses, Bytes: c.size, Entries: int64(c.lru.Len())}
 }
 
 // New returns a cache keeping responses at most maxAge and about limit
@@ -116,6 +134,17 @@ func (c *Cache) Lookup(r *http.Request, now time.Time) Lookup {
 	k := key(r)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	l := c.lookupLocked(k, r, now)
+	if l.Hit != nil {
+		c.hits++
+	} else if l.Wait == nil {
+		c.misses++ // (one that waits counts when it looks again)
+	}
+	return l
+}
+
+// lookupLocked is Lookup of r, whose key is k, with c.mu held.
+func (c *Cache) lookupLocked(k string, r *http.Request, now time.Time) Lookup {
 	res := c.resources[k]
 	if res == nil {
 		return Lookup{}

@@ -25,7 +25,14 @@ type block struct {
 type Blocker struct {
 	log  *slog.Logger
 	held atomic.Int32
+	// blocked is how many clients are blocked now; refused how many
+	// requests were answered 429 so far. For the metrics.
+	blocked, refused atomic.Int64
 }
+
+// Stats returns how many clients are blocked now and how many requests
+// have been refused for a block so far.
+func (b *Blocker) Stats() (blocked, refused int64) { return b.blocked.Load(), b.refused.Load() }
 
 // NewBlocker returns a Blocker that logs each block's end on log.
 func NewBlocker(log *slog.Logger) *Blocker { return &Blocker{log: log} }
@@ -46,6 +53,7 @@ func (b *Blocker) Block(c *Client, d time.Duration, now time.Time) {
 	}
 	bl := &block{until: until}
 	c.block = bl
+	b.blocked.Add(1)
 	bl.timer = time.AfterFunc(d, func() { b.end(c, bl) })
 	b.log.Warn("client blocked", "client", c.Addr.String(), "seconds", d.Seconds())
 }
@@ -60,6 +68,7 @@ func (b *Blocker) end(c *Client, bl *block) {
 	}
 	c.block = nil
 	c.mu.Unlock()
+	b.blocked.Add(-1)
 	b.log.Warn("client block ended", "client", c.Addr.String(), "refused", bl.refused)
 }
 
@@ -77,6 +86,7 @@ func (b *Blocker) Blocked(c *Client, now time.Time) (delay time.Duration, blocke
 	bl.refused++
 	left := bl.until.Sub(now)
 	c.mu.Unlock()
+	b.refused.Add(1)
 	if b.held.Add(1) > MaxHeld {
 		b.held.Add(-1)
 		return 0, true

@@ -13,6 +13,7 @@ package front
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"wsgo/internal/accesslog"
 	"wsgo/internal/cache"
 	"wsgo/internal/clients"
+	"wsgo/internal/metrics"
 	"wsgo/internal/parking"
 	"wsgo/internal/scheduler"
 	"wsgo/internal/static"
@@ -54,7 +56,10 @@ type Handler struct {
 	// MaxBodySize, when positive, is the largest request body accepted;
 	// larger ones get 413 without the app being called.
 	MaxBodySize int64
-	Access      *accesslog.Logger
+	// Access is the access log (nil: --log-format off); Metrics counts
+	// each answered request (nil: no --stats-socket).
+	Access  *accesslog.Logger
+	Metrics *metrics.Process
 	// Static serves --static-map files and the apps' hand-offs.
 	Static *static.Server
 	// Cache, when set, answers from and stores responses.
@@ -68,8 +73,10 @@ type Handler struct {
 	// Parking holds the requests apps park with X-WSGo-Park.
 	Parking *parking.Lot
 
-	// listener takes connections back after parking (set by Serve).
-	listener *returnListener
+	// listener takes connections back after parking and h2c upgrades
+	// (set by Serve); h2c says whether the plain socket serves HTTP/2 too.
+	listener atomic.Pointer[returnListener]
+	h2c      bool
 
 	draining atomic.Bool
 }
@@ -78,9 +85,10 @@ type Handler struct {
 type connKey struct{}
 
 // connInfo is what a worker needs of the connection beyond net/http's
-// view: its local address, formatted once, and the TCP connection itself
-// for streamed body frames; and, for a connection given back after
-// parking, the retry its first request is.
+// view: its local address, formatted once, and the plain TCP connection
+// itself for streamed HTTP/1.1 body frames; and, for a connection given
+// back after parking, the retry its first request is. An HTTP/2
+// connection's streams share it, reading only.
 type connInfo struct {
 	local string
 	tcp   *net.TCPConn
@@ -104,7 +112,10 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
+		// HTTP/2's own default frame size, rather than net/http's 1 MiB:
+		// a peer's larger frame is a FRAME_SIZE_ERROR, as h2spec expects.
+		HTTP2:    &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
+		ErrorLog: slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			info := &connInfo{local: c.LocalAddr().String()}
 			switch c := c.(type) {
@@ -112,6 +123,8 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 				info.tcp = c
 			case *returnedConn:
 				info.tcp, info.retry = c.tcp, c.retry
+			case *returnedTLSConn:
+				info.retry = c.retry
 			}
 			return context.WithValue(ctx, connKey{}, info)
 		},
@@ -127,10 +140,41 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 	return s
 }
 
-// Serve accepts connections on ln until Drain.
-func (s *Server) Serve(ln net.Listener) error {
-	s.handler.listener = newReturnListener(ln)
-	err := s.http.Serve(s.handler.listener)
+// Listeners are the sockets a Server serves.
+type Listeners struct {
+	// HTTP is the plain socket (nil: none), which with H2C serves
+	// cleartext HTTP/2 too: with prior knowledge and by "Upgrade: h2c".
+	HTTP net.Listener
+	H2C  bool
+	// HTTPS is the socket served with TLS (nil: none), by TLS's
+	// configuration: HTTP/2 where ALPN chooses it, HTTP/1.1 otherwise.
+	HTTPS net.Listener
+	TLS   *tls.Config
+}
+
+// Serve accepts connections on l's sockets until Drain.
+func (s *Server) Serve(l Listeners) error {
+	var lns []net.Listener
+	if l.HTTP != nil {
+		lns = append(lns, l.HTTP)
+	}
+	if l.HTTPS != nil {
+		lns = append(lns, tls.NewListener(l.HTTPS, l.TLS))
+	}
+	// HTTP/2 over TLS is net/http's own, chosen by ALPN; cleartext HTTP/2
+	// applies only to connections without TLS.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(l.H2C && l.HTTP != nil)
+	s.http.Protocols = &protocols
+	s.handler.h2c = protocols.UnencryptedHTTP2()
+	ln := newReturnListener(lns...)
+	s.handler.listener.Store(ln)
+	if s.handler.draining.Load() {
+		ln.Close() // Drain came first (Serve runs on a goroutine of its own)
+	}
+	err := s.http.Serve(ln)
 	if s.handler.draining.Load() {
 		return nil
 	}
@@ -146,7 +190,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // ends).
 func (s *Server) Drain(ctx context.Context) error {
 	s.handler.draining.Store(true)
-	s.handler.listener.Close()
+	if ln := s.handler.listener.Load(); ln != nil {
+		ln.Close()
+	}
 	// Parked requests could wait for hours: answer them now, as a timeout
 	// with http-204 would, so that long-polling clients poll again
 	// (elsewhere).
@@ -174,20 +220,37 @@ wait:
 // and otherwise queues it for a worker and waits until it is answered.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if h.draining.Load() {
-		w.Header()["Connection"] = []string{"close"}
-	}
-	conn, _ := r.Context().Value(connKey{}).(*connInfo)
-	if conn == nil {
-		conn = &connInfo{}
+	conn := connOf(r)
+	if h.h2c && h.upgradeH2C(w, r) {
+		return // the request is served again, as HTTP/2's stream 1
 	}
 	retry := conn.retry
 	if retry != nil {
 		conn.retry = nil // only the connection's first request is the retry
+	}
+	h.serve(w, r, conn, retry, start)
+}
+
+// connOf returns what the front knows of r's connection.
+func connOf(r *http.Request) *connInfo {
+	if conn, _ := r.Context().Value(connKey{}).(*connInfo); conn != nil {
+		return conn
+	}
+	return &connInfo{}
+}
+
+// serve is ServeHTTP for r, which came in on conn at start, and is a
+// parked request's retry when retry is set.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, conn *connInfo, retry *retry, start time.Time) {
+	if h.draining.Load() {
+		w.Header()["Connection"] = []string{"close"}
+	}
+	if retry != nil {
 		r.Header["X-Wsgo-Park-Arg"] = []string{retry.arg}
 	} else {
 		delete(r.Header, "X-Wsgo-Park-Arg") // only wsgo sets it, on a retry
 	}
+	peer := r.RemoteAddr // before Identify makes it the forwarded client
 	addr, scheme := h.Clients.Identify(r)
 	r.URL.Scheme = scheme // what the client used, for the environ and the cache key
 	client := h.Clients.Get(addr, start)
@@ -219,7 +282,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	<-ex.Done()
 	client.Finish(time.Now())
 	if ex.HandOff.Kind == wsgi.Park {
-		h.park(ex, start)
+		h.park(ex, peer, start)
 		return
 	}
 	h.finish(ex, refresh, start)
@@ -235,7 +298,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newExchange prepares r, from client on conn, for the app; queued is
 // when it enters the queue.
 func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, conn *connInfo, client *clients.Client, queued time.Time) *wsgi.Exchange {
-	ex := wsgi.NewExchange(w, r, conn.local, conn.tcp, queued)
+	tcp := conn.tcp
+	if r.ProtoMajor != 1 {
+		tcp = nil // HTTP/2's frames are net/http's to write (h2c runs on plain TCP)
+	}
+	ex := wsgi.NewExchange(w, r, conn.local, tcp, queued)
 	ex.Client, ex.Base = client, clients.BaseOf(r, client)
 	return ex
 }
@@ -264,7 +331,12 @@ func (h *Handler) finish(ex *wsgi.Exchange, refresh *cache.Refresh, start time.T
 			h.Log.Warn("app sent an X-WSGo-Block that is not a positive number of seconds; ignored", "value", v)
 		}
 	}
-	h.log(ex.R, status, written, ex.Worker, start)
+	priority := accesslog.NoPriority
+	if !ex.Taken.IsZero() {
+		priority = ex.Rank
+		h.Metrics.QueueWait(ex.Taken.Sub(ex.Queued))
+	}
+	h.logRanked(ex.R, status, written, ex.Worker, priority, start)
 }
 
 // refuseBlocked answers a blocked client's request with an empty 429,
@@ -292,6 +364,9 @@ func NewQueue(limit int) *scheduler.Queue[*wsgi.Exchange] {
 		Priority:   (*wsgi.Exchange).Priority,
 		Background: clients.BackgroundPriority,
 		Limit:      limit,
+		Taken: func(ex *wsgi.Exchange, rank int, now time.Time) {
+			ex.Rank, ex.Taken = rank, now // for the access log and the queue wait
+		},
 		Shed: func(ex *wsgi.Exchange) {
 			ex.W.Header()["Retry-After"] = []string{"1"}
 			ex.Refuse(http.StatusServiceUnavailable)
@@ -338,12 +413,7 @@ func (h *Handler) refreshInBackground(r *http.Request, refresh *cache.Refresh) {
 	if bg.Method == http.MethodHead {
 		bg.Method = http.MethodGet
 	}
-	conn, _ := r.Context().Value(connKey{}).(*connInfo)
-	local := ""
-	if conn != nil {
-		local = conn.local
-	}
-	ex := wsgi.NewExchange(&discardWriter{header: http.Header{}}, bg, local, nil, now)
+	ex := wsgi.NewExchange(&discardWriter{header: http.Header{}}, bg, connOf(r).local, nil, now)
 	ex.Base = clients.BasePriority
 	ex.Record = h.Cache.Storable
 	h.dispatch(ex)
@@ -384,9 +454,19 @@ func (h *Handler) submit(ex *wsgi.Exchange) {
 }
 
 // log writes the access log line of r, answered with status and written
-// body bytes by worker (-1 for none) since start.
+// body bytes by worker (-1 for none) since start, and counts it.
 func (h *Handler) log(r *http.Request, status int, written int64, worker int, start time.Time) {
+	h.logRanked(r, status, written, worker, accesslog.NoPriority, start)
+}
+
+// logRanked is log of a request that had priority when a worker took it
+// from the queue (accesslog.NoPriority: none did).
+func (h *Handler) logRanked(r *http.Request, status int, written int64, worker, priority int, start time.Time) {
 	now := time.Now()
+	h.Metrics.Request(r.Method, status, now.Sub(start))
+	if h.Access == nil {
+		return
+	}
 	client, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		client = r.RemoteAddr
@@ -402,6 +482,7 @@ func (h *Handler) log(r *http.Request, status int, written int64, worker int, st
 		UserAgent: r.UserAgent(),
 		Duration:  now.Sub(start),
 		Worker:    worker,
+		Priority:  priority,
 	}, now)
 }
 
@@ -415,7 +496,7 @@ func (h *Handler) bufferBody(ex *wsgi.Exchange) int {
 	}
 	if h.MaxBodySize > 0 {
 		if r.ContentLength > h.MaxBodySize {
-			ex.W.Header().Set("Connection", "close")
+			closeAfter(ex)
 			return http.StatusRequestEntityTooLarge
 		}
 		r.Body = http.MaxBytesReader(ex.W, r.Body, h.MaxBodySize)
@@ -428,11 +509,21 @@ func (h *Handler) bufferBody(ex *wsgi.Exchange) int {
 		return http.StatusRequestEntityTooLarge
 	case err != nil:
 		// A malformed chunked body, or a client that went away mid-body.
-		ex.W.Header().Set("Connection", "close")
+		closeAfter(ex)
 		return http.StatusBadRequest
 	}
 	ex.Body, ex.BodyMore = body, more
 	return 0
+}
+
+// closeAfter closes ex's HTTP/1.x connection after its response, which
+// leaves part of the request body unread. On HTTP/2, net/http discards a
+// stream's unread body itself, and "Connection: close" would end every
+// other stream of the connection too.
+func closeAfter(ex *wsgi.Exchange) {
+	if ex.R.ProtoMajor == 1 {
+		ex.W.Header().Set("Connection", "close")
+	}
 }
 
 // readUpTo reads the first limit bytes of a body of the given length (-1:

@@ -2,6 +2,7 @@ package front
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -22,6 +23,11 @@ import (
 // (or, for a retry, the request is replayed) and the connection is handed
 // back to the server through its listener, as if newly accepted, so that
 // keep-alive goes on.
+//
+// An HTTP/2 request cannot leave its connection, which carries other
+// streams: its handler waits instead (parkedStream), which costs its
+// goroutine and stream, and answers in place. Both ways end in
+// endParking, which decides the answer.
 
 // parkedRequest is a request parked on its connection.
 type parkedRequest struct {
@@ -34,12 +40,17 @@ type parkedRequest struct {
 	// pending is what the client sent after the request (pipelined).
 	pending []byte
 	action  parking.Action // on timeout
-	timer   *time.Timer
-	ticket  *parking.Ticket
+	// mu holds off wake and timedOut until park has set ticket and timer:
+	// a notification or the timeout may come at once.
+	mu     sync.Mutex
+	timer  *time.Timer
+	ticket *parking.Ticket
 }
 
-// park takes the connection of a request the app parked, and releases ex.
-func (h *Handler) park(ex *wsgi.Exchange, start time.Time) {
+// park takes the connection of a request the app parked (or, on HTTP/2,
+// holds its handler), and releases ex. peer is the connection's remote
+// address, for a retry's client identity.
+func (h *Handler) park(ex *wsgi.Exchange, peer string, start time.Time) {
 	r := ex.R
 	timeout, action, err := parking.ParseTimeout(ex.Control.Get("X-Wsgo-Park-Timeout"))
 	if err != nil {
@@ -48,7 +59,13 @@ func (h *Handler) park(ex *wsgi.Exchange, start time.Time) {
 	}
 	channels := parking.Channels(ex.HandOff.Target)
 	w, more, tcp := ex.W, ex.BodyMore, ex.Conn
-	replay := replayRequest(r, ex.Body)
+	stream := r.ProtoMajor >= 2
+	var body, replay []byte
+	if stream {
+		body = bytes.Clone(ex.Body)
+	} else {
+		replay = replayRequest(r, ex.Body)
+	}
 	ex.Release()
 	if more {
 		// The app may have read part of the body the front did not keep,
@@ -57,6 +74,11 @@ func (h *Handler) park(ex *wsgi.Exchange, start time.Time) {
 		clear(w.Header())
 		http.Error(w, "request too large to park", http.StatusInternalServerError)
 		h.log(r, http.StatusInternalServerError, 0, -1, start)
+		return
+	}
+	if stream {
+		ps := &parkedStream{h: h, w: w, r: r, body: body, peer: peer}
+		ps.wait(channels, timeout, action, start)
 		return
 	}
 	conn, buffered, err := http.NewResponseController(w).Hijack()
@@ -74,53 +96,97 @@ func (h *Handler) park(ex *wsgi.Exchange, start time.Time) {
 	}
 	// The conn is ours from here; nothing reads it until it is given back,
 	// so a client that leaves is noticed when the request wakes.
+	p.mu.Lock()
 	p.ticket = h.Parking.Park(channels, p.wake)
 	p.timer = time.AfterFunc(timeout, p.timedOut)
+	p.mu.Unlock()
+	if h.leftForShutdown(p.ticket) {
+		p.timer.Stop()
+		h.endParking(p, r, start, parking.Wake{Action: parking.HTTP204})
+	}
+}
+
+// leftForShutdown takes t out of the lot when the server is stopping, as
+// Drain's WakeAll (which may have passed before t was parked) would, and
+// reports whether it did: the request is then answered 204 at once.
+func (h *Handler) leftForShutdown(t *parking.Ticket) bool {
+	return h.draining.Load() && h.Parking.Leave(t)
 }
 
 // timedOut wakes p with its timeout action, unless a notification came
 // first.
 func (p *parkedRequest) timedOut() {
-	if p.h.Parking.Leave(p.ticket) {
-		p.answer(parking.Wake{Action: p.action})
+	p.mu.Lock()
+	ticket := p.ticket
+	p.mu.Unlock()
+	if p.h.Parking.Leave(ticket) {
+		p.h.endParking(p, p.r, p.start, parking.Wake{Action: p.action})
 	}
 }
 
 // wake is the Lot's callback: it runs on the notifier's thread (often a
 // Python one, holding the GIL), so the answer goes out on a goroutine.
 func (p *parkedRequest) wake(w parking.Wake) {
+	p.mu.Lock()
 	p.timer.Stop()
-	go p.answer(w)
+	p.mu.Unlock()
+	go p.h.endParking(p, p.r, p.start, w)
 }
+
+// parkedAnswer is how a woken parked request is answered: on its bare
+// connection (parkedRequest) or in its handler (parkedStream).
+type parkedAnswer interface {
+	// retry runs the request again, with X-WSGo-Park-Arg: arg, and
+	// reports false when it cannot (the server is stopping).
+	retry(arg string) bool
+	// drop ends the request without an answer.
+	drop()
+	// reply answers with status and a body.
+	reply(status int, body string)
+}
+
+// endParking ends the parking of r, parked at start, as w says, through a,
+// and logs it (a retry is logged when it runs).
+func (h *Handler) endParking(a parkedAnswer, r *http.Request, start time.Time, w parking.Wake) {
+	status := http.StatusNoContent
+	switch w.Action {
+	case parking.Retry:
+		if a.retry(w.Arg) {
+			return
+		}
+		status = http.StatusServiceUnavailable
+	case parking.Disconnect:
+		h.log(r, statusDropped, 0, -1, start)
+		a.drop()
+		return
+	case parking.HTTP504:
+		status = http.StatusGatewayTimeout
+	}
+	body := ""
+	if status != http.StatusNoContent {
+		body = http.StatusText(status) + "\n"
+	}
+	a.reply(status, body)
+	h.log(r, status, int64(len(body)), -1, start)
+}
+
+func (p *parkedRequest) retry(arg string) bool {
+	return p.h.returnConn(p.conn, p.tcp, append(p.replay, p.pending...), &retry{arg: arg})
+}
+
+func (p *parkedRequest) drop() { p.conn.Close() }
 
 // answerTimeout bounds writing a parked request's answer to its client.
 const answerTimeout = 10 * time.Second
 
-// answer ends the parking as w says.
-func (p *parkedRequest) answer(w parking.Wake) {
+// reply writes the answer on the connection, which then goes back to the
+// server unless it is to close.
+func (p *parkedRequest) reply(status int, body string) {
 	h := p.h
 	keepAlive := p.r.ProtoAtLeast(1, 1) && !p.r.Close && !h.draining.Load()
-	var status int
-	switch w.Action {
-	case parking.Retry:
-		if h.returnConn(p.conn, p.tcp, append(p.replay, p.pending...), &retry{arg: w.Arg}) {
-			return // the replayed request is logged when it runs
-		}
-		status, keepAlive = http.StatusServiceUnavailable, false // the server is stopping
-	case parking.Disconnect:
-		p.conn.Close()
-		h.log(p.r, statusDropped, 0, -1, p.start)
-		return
-	case parking.HTTP504:
-		status = http.StatusGatewayTimeout
-	default:
-		status = http.StatusNoContent
-	}
 	head := "HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n" +
 		"Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n"
-	body := ""
-	if status != http.StatusNoContent {
-		body = http.StatusText(status) + "\n"
+	if body != "" {
 		head += "Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
 	}
 	if !keepAlive {
@@ -129,10 +195,73 @@ func (p *parkedRequest) answer(w parking.Wake) {
 	_ = p.conn.SetWriteDeadline(time.Now().Add(answerTimeout))
 	_, err := io.WriteString(p.conn, head+"\r\n"+body)
 	_ = p.conn.SetWriteDeadline(time.Time{})
-	h.log(p.r, status, int64(len(body)), -1, p.start)
 	if err != nil || !keepAlive || !h.returnConn(p.conn, p.tcp, p.pending, nil) {
 		p.conn.Close()
 	}
+}
+
+// parkedStream is a parked HTTP/2 request, waiting in its handler.
+type parkedStream struct {
+	h    *Handler
+	w    http.ResponseWriter
+	r    *http.Request
+	body []byte // the whole request body, for a retry
+	peer string // the connection's remote address
+}
+
+// wait holds the handler until the request is woken, its timeout passes or
+// its client resets the stream, and then answers it.
+func (p *parkedStream) wait(channels []string, timeout time.Duration, action parking.Action, start time.Time) {
+	woken := make(chan parking.Wake, 1)
+	ticket := p.h.Parking.Park(channels, func(w parking.Wake) { woken <- w })
+	if p.h.leftForShutdown(ticket) {
+		woken <- parking.Wake{Action: parking.HTTP204}
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var w parking.Wake
+	select {
+	case w = <-woken:
+	case <-timer.C:
+		w = parking.Wake{Action: action}
+		if !p.h.Parking.Leave(ticket) {
+			w = <-woken // a notification came first
+		}
+	case <-p.r.Context().Done():
+		if p.h.Parking.Leave(ticket) {
+			p.h.log(p.r, wsgi.StatusClientClosed, 0, -1, start)
+			return
+		}
+		w = <-woken // its answer goes nowhere, but is logged
+	}
+	p.h.endParking(p, p.r, start, w)
+}
+
+// retry runs the request again in this handler, as a replayed HTTP/1
+// request would run: from the client identification on, with its body.
+func (p *parkedStream) retry(arg string) bool {
+	r := p.r
+	r.RemoteAddr = p.peer
+	r.Body = io.NopCloser(bytes.NewReader(p.body))
+	p.h.serve(p.w, r, connOf(r), &retry{arg: arg}, time.Now())
+	return true
+}
+
+// drop resets the stream.
+func (p *parkedStream) drop() { panic(http.ErrAbortHandler) }
+
+func (p *parkedStream) reply(status int, body string) {
+	h := p.w.Header()
+	clear(h) // the app's headers went with its park answer
+	if p.h.draining.Load() {
+		h["Connection"] = []string{"close"} // net/http sends GOAWAY
+	}
+	if body != "" {
+		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
+	p.w.WriteHeader(status)
+	_, _ = io.WriteString(p.w, body)
 }
 
 // statusDropped is logged for a parked request whose connection was
@@ -157,7 +286,8 @@ func replayRequest(r *http.Request, body []byte) []byte {
 	return b.Bytes()
 }
 
-// retry marks a connection given back for a parked request's retry.
+// retry marks a connection given back for a parked request's retry, or
+// an HTTP/2 request retried in its handler.
 type retry struct{ arg string }
 
 // returnedConn is a connection given back to the server after parking:
@@ -187,24 +317,38 @@ func (c *returnedConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(c.Conn, r)
 }
 
+// returnedTLSConn is a returnedConn whose connection is TLS: net/http
+// learns it from ConnectionState, so that the request's TLS (and its
+// https scheme) is as before.
+type returnedTLSConn struct {
+	*returnedConn
+	tls *tls.Conn
+}
+
+func (c *returnedTLSConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
+
 // returnConn hands conn back to the server, to read first from next. It
 // reports false when the server no longer accepts connections.
 func (h *Handler) returnConn(conn net.Conn, tcp *net.TCPConn, next []byte, rt *retry) bool {
-	ln := h.listener
+	ln := h.listener.Load()
 	if ln == nil {
 		return false
 	}
-	return ln.give(&returnedConn{Conn: conn, tcp: tcp, retry: rt, first: next})
+	rc := &returnedConn{Conn: conn, tcp: tcp, retry: rt, first: next}
+	if tc, ok := conn.(*tls.Conn); ok {
+		return ln.give(&returnedTLSConn{returnedConn: rc, tls: tc})
+	}
+	return ln.give(rc)
 }
 
-// returnListener is the server's listener, with a way in for connections
-// given back after parking.
+// returnListener is the server's listeners, merged, with a way in for
+// connections given back after parking or an h2c upgrade.
 type returnListener struct {
-	net.Listener
-	accepted chan acceptResult
-	returned chan net.Conn
-	done     chan struct{}
-	once     sync.Once
+	listeners []net.Listener
+	accepted  chan acceptResult
+	returned  chan net.Conn
+	done      chan struct{}
+	once      sync.Once
 }
 
 type acceptResult struct {
@@ -212,17 +356,19 @@ type acceptResult struct {
 	err  error
 }
 
-func newReturnListener(ln net.Listener) *returnListener {
-	l := &returnListener{Listener: ln, accepted: make(chan acceptResult), returned: make(chan net.Conn),
+func newReturnListener(lns ...net.Listener) *returnListener {
+	l := &returnListener{listeners: lns, accepted: make(chan acceptResult), returned: make(chan net.Conn),
 		done: make(chan struct{})}
-	go l.acceptLoop()
+	for _, ln := range lns {
+		go l.acceptLoop(ln)
+	}
 	return l
 }
 
-// acceptLoop accepts connections for Accept, until the listener fails.
-func (l *returnListener) acceptLoop() {
+// acceptLoop accepts connections on ln for Accept, until ln fails.
+func (l *returnListener) acceptLoop(ln net.Listener) {
 	for {
-		c, err := l.Listener.Accept()
+		c, err := ln.Accept()
 		select {
 		case l.accepted <- acceptResult{c, err}:
 		case <-l.done:
@@ -264,11 +410,16 @@ func (l *returnListener) give(c net.Conn) bool {
 	}
 }
 
+// Addr is the first listener's address.
+func (l *returnListener) Addr() net.Addr { return l.listeners[0].Addr() }
+
 func (l *returnListener) Close() error {
 	var err error
 	l.once.Do(func() {
 		close(l.done)
-		err = l.Listener.Close()
+		for _, ln := range l.listeners {
+			err = errors.Join(err, ln.Close())
+		}
 	})
 	return err
 }

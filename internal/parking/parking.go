@@ -107,6 +107,7 @@ type Lot struct {
 	mu       sync.Mutex
 	channels map[string]map[*Ticket]struct{}
 	all      map[*Ticket]struct{} // including those on no channel
+	parks    int64                // requests parked so far, for Stats
 }
 
 // NewLot returns an empty Lot.
@@ -121,6 +122,7 @@ func (l *Lot) Park(channels []string, wake func(Wake)) *Ticket {
 	t := &Ticket{channels: channels, wake: wake}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.parks++
 	for _, c := range channels {
 		set := l.channels[c]
 		if set == nil {
@@ -194,4 +196,12 @@ func (l *Lot) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.all)
+}
+
+// Stats returns how many requests are parked now and how many were parked
+// so far.
+func (l *Lot) Stats() (parked int, total int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.all), l.parks
 }

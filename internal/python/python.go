@@ -23,6 +23,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"unsafe"
@@ -265,6 +266,32 @@ func (t *Thread) Stack(target *Thread) string {
 // generation counts) as "name=value" text. Called on t's own thread.
 func (t *Thread) MemoryReport() string {
 	return takeCString(C.wsgo_memory_report(t.w))
+}
+
+// Memory is MemoryReport's figures as numbers.
+type Memory struct {
+	// Blocks is sys.getallocatedblocks(): the memory blocks Python's
+	// allocator holds.
+	Blocks int64
+	// GCCounts is gc.get_count(): the objects allocated less freed since
+	// each generation's last collection.
+	GCCounts [3]int64
+}
+
+// Memory returns MemoryReport's figures, read back from its text so that
+// both come from one helper. Called on t's own thread.
+func (t *Thread) Memory() (Memory, error) {
+	return parseMemory(t.MemoryReport())
+}
+
+func parseMemory(report string) (Memory, error) {
+	var m Memory
+	_, err := fmt.Sscanf(report, "python_blocks=%d gc_counts=(%d, %d, %d)",
+		&m.Blocks, &m.GCCounts[0], &m.GCCounts[1], &m.GCCounts[2])
+	if err != nil {
+		return m, fmt.Errorf("reading Python's memory report %q: %w", report, err)
+	}
+	return m, nil
 }
 
 // takeCString copies and frees a malloc'd C string (nil gives "").

@@ -22,6 +22,7 @@ const (
 	ServerPort                 // SERVER_PORT
 	ContentType                // CONTENT_TYPE, absent when the request has none
 	ContentLength              // CONTENT_LENGTH, absent when unknown
+	HTTPS                      // HTTPS: "on" when the scheme is https, else absent
 	numFields
 )
 

@@ -38,7 +38,7 @@ static PyThreadState *main_ts;     /* the start-up thread's state */
 /* Values that most requests repeat; reused instead of decoded each time. */
 static const char *const common_values[] = {
 	"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS",
-	"HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "http", "https", "127.0.0.1", "",
+	"HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "http", "https", "127.0.0.1", "", "on",
 };
 #define NCOMMON (sizeof(common_values) / sizeof(common_values[0]))
 static PyObject *common_objects[NCOMMON]; /* strong */
@@ -937,6 +937,7 @@ int wsgo_init(const char *program, const char *argv0, int multiprocess)
 			[WSGO_F_SERVER_PORT] = "SERVER_PORT",
 			[WSGO_F_CONTENT_TYPE] = "CONTENT_TYPE",
 			[WSGO_F_CONTENT_LENGTH] = "CONTENT_LENGTH",
+			[WSGO_F_HTTPS] = "HTTPS",
 		};
 		field_keys[i] = PyUnicode_InternFromString(names[i]);
 		if (field_keys[i] == NULL)

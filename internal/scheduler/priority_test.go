@@ -394,3 +394,25 @@ func TestPriorityConcurrent(t *testing.T) {
 		t.Errorf("%d of %d background jobs were taken while another job ran", violations, background)
 	}
 }
+
+// TestTakenReportsRank: Taken hears each job's rank at the moment it was
+// taken, after the ranks changed while it waited.
+func TestTakenReportsRank(t *testing.T) {
+	r := newRanked(-7000, 0)
+	taken := map[string]int{}
+	r.q.Taken = func(job string, rank int, now time.Time) {
+		if now.IsZero() {
+			t.Errorf("Taken(%s) without a time", job)
+		}
+		taken[job] = rank
+	}
+	w, _ := chanWaiter()
+	r.submit(t, "a", 1000, "b", 500)
+	r.set("b", 2000)
+	if got, want := takeAll(r.q, w), []string{"b", "a"}; !slices.Equal(got, want) {
+		t.Fatalf("order = %v, want %v", got, want)
+	}
+	if taken["a"] != 1000 || taken["b"] != 2000 || len(taken) != 2 {
+		t.Errorf("Taken saw %v", taken)
+	}
+}

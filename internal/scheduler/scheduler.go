@@ -37,6 +37,10 @@ type Queue[T any] struct {
 	// is given to Shed, outside the queue's lock.
 	Limit int
 	Shed  func(job T)
+	// Taken, when set, is told the rank at which a worker took job (0
+	// without Priority) and when, with the queue's lock held: it must be
+	// quick, and must not call the queue.
+	Taken func(job T, rank int, now time.Time)
 
 	mu        sync.Mutex
 	jobs      ring[T]
@@ -99,18 +103,17 @@ func (q *Queue[T]) rank(job T, now time.Time) int {
 	return q.Priority(job, now)
 }
 
-// bestLocked finds the queued job to run next: the highest ranked, the
-// oldest among equals. It reports false when there is none, or when the
-// best is a background job and another is running.
-func (q *Queue[T]) bestLocked() (int, bool) {
+// bestLocked finds the queued job to run next, and its rank: the highest
+// ranked, the oldest among equals. It reports false when there is none, or
+// when the best is a background job and another is running.
+func (q *Queue[T]) bestLocked(now time.Time) (int, int, bool) {
 	n := q.jobs.len()
 	if n == 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	if q.Priority == nil {
-		return 0, true
+		return 0, 0, true
 	}
-	now := time.Now()
 	best, bestRank := 0, q.Priority(q.jobs.at(0), now)
 	for i := 1; i < n; i++ {
 		if r := q.Priority(q.jobs.at(i), now); r > bestRank {
@@ -118,9 +121,9 @@ func (q *Queue[T]) bestLocked() (int, bool) {
 		}
 	}
 	if bestRank < q.Background && q.running > 0 && !q.closed {
-		return 0, false // (once closed, whatever is queued runs, so that the workers can finish)
+		return 0, 0, false // (once closed, whatever is queued runs, so that the workers can finish)
 	}
-	return best, true
+	return best, bestRank, true
 }
 
 // lowestLocked finds the queued job that ranks lowest, the newest among
@@ -166,10 +169,14 @@ func (q *Queue[T]) TryTake(w *Waiter) (job T, ok bool) {
 	}
 	q.comeBackLocked(w)
 	var next *Waiter
-	if i, found := q.bestLocked(); found {
+	now := time.Now()
+	if i, rank, found := q.bestLocked(now); found {
 		job, ok = q.jobs.removeAt(i), true
 		w.busy = true
 		q.running++
+		if q.Taken != nil {
+			q.Taken(job, rank, now)
+		}
 		next = q.wakeLocked()
 	}
 	q.mu.Unlock()
@@ -186,7 +193,7 @@ func (q *Queue[T]) TryTake(w *Waiter) (job T, ok bool) {
 func (q *Queue[T]) Wait(w *Waiter) bool {
 	q.mu.Lock()
 	q.comeBackLocked(w)
-	if _, runnable := q.bestLocked(); runnable {
+	if _, _, runnable := q.bestLocked(time.Now()); runnable {
 		if !w.woken {
 			w.woken = true
 			q.searching++

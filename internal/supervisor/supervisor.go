@@ -29,8 +29,17 @@ import (
 // Config says what to supervise.
 type Config struct {
 	Processes int
-	Addr      string   // HOST:PORT; port 0 picks one for every slot
-	Args      []string // the worker's command line, without the program
+	// Addr and TLSAddr are the HOST:PORT of HTTP and of HTTPS ("" for
+	// none); port 0 picks one for every slot.
+	Addr    string
+	TLSAddr string
+	Args    []string // the worker's command line, without the program
+	// Env is the worker's environment (nil: this process's), to which
+	// the supervisor adds its own WSGO_WORKER.
+	Env []string
+	// Monitor, when set, is told of each worker's life, and each worker
+	// gets a stats channel (see Event.Stats).
+	Monitor Monitor
 	// ShutdownTimeout is how long workers may take to finish their
 	// requests after SIGTERM before they are killed.
 	ShutdownTimeout time.Duration
@@ -41,8 +50,9 @@ type Config struct {
 	// workers as SIGHUP does (for --reload).
 	Watch func() bool
 	Log   *slog.Logger
-	// Ready is called once, when the first workers all accept.
-	Ready func(addr net.Addr)
+	// Ready is called once, when the first workers all accept, with the
+	// addresses of HTTP and HTTPS (nil for none).
+	Ready func(addr, tlsAddr net.Addr)
 }
 
 // Restart back-off: a worker that ran at least stableUptime is replaced at
@@ -75,7 +85,8 @@ type event struct {
 // slot is one socket and the worker serving it.
 type slot struct {
 	id        int
-	socket    int // the listening socket's descriptor; see listenReusePort
+	socket    int // the listening socket's descriptor (-1: none); see listenReusePort
+	tlsSocket int // the HTTPS one, likewise
 	current   *worker
 	next      *worker // a replacement starting up, not yet accepting
 	failures  int
@@ -93,6 +104,7 @@ type supervisor struct {
 	events   chan event
 	started  bool // the first generation has all become ready
 	addr     net.Addr
+	tlsAddr  net.Addr
 }
 
 // reload is a set of replacement workers that take over together: the old
@@ -114,13 +126,13 @@ func Run(cfg Config) int {
 	}
 	s := &supervisor{cfg: cfg, exe: exe, draining: map[*worker]bool{}, events: make(chan event, 64)}
 	if err := s.listen(); err != nil {
-		fmt.Fprintf(os.Stderr, "wsgo: --http-socket: %v\n", err)
+		fmt.Fprintf(os.Stderr, "wsgo: %v\n", err)
 		return 1
 	}
 	signals := make(chan os.Signal, 8)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	for _, sl := range s.slots {
-		if sl.current, err = s.start(sl); err != nil {
+		if sl.current, err = s.start(sl, ""); err != nil {
 			cfg.Log.Error("cannot start a worker process", "err", err)
 			return 1
 		}
@@ -135,7 +147,7 @@ func Run(cfg Config) int {
 			switch sig {
 			case syscall.SIGHUP:
 				s.startReload("SIGHUP")
-			case syscall.SIGUSR1, syscall.SIGUSR2:
+			case syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH:
 				s.signalAll(sig)
 			default:
 				cfg.Log.Info("shutting down", "signal", sig.String())
@@ -157,18 +169,35 @@ func Run(cfg Config) int {
 	}
 }
 
-// listen opens one SO_REUSEPORT socket per slot on the same address.
+// listen opens one SO_REUSEPORT socket per slot on the same address, for
+// HTTP and for HTTPS.
 func (s *supervisor) listen() error {
-	addr := s.cfg.Addr
 	for i := 0; i < s.cfg.Processes; i++ {
-		f, a, err := listenReusePort(addr)
-		if err != nil {
-			return err
+		s.slots = append(s.slots, &slot{id: i + firstSlotID, socket: -1, tlsSocket: -1})
+	}
+	for _, l := range []struct {
+		flag     string
+		addr     string
+		resolved *net.Addr
+		socket   func(*slot) *int
+	}{
+		{"--http-socket", s.cfg.Addr, &s.addr, func(sl *slot) *int { return &sl.socket }},
+		{"--https-socket", s.cfg.TLSAddr, &s.tlsAddr, func(sl *slot) *int { return &sl.tlsSocket }},
+	} {
+		addr := l.addr
+		if addr == "" {
+			continue
 		}
-		if i == 0 {
-			s.addr, addr = a, a.String() // port 0 resolved: the others share it
+		for i, sl := range s.slots {
+			f, a, err := listenReusePort(addr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", l.flag, err)
+			}
+			if i == 0 {
+				*l.resolved, addr = a, a.String() // port 0 resolved: the others share it
+			}
+			*l.socket(sl) = f
 		}
-		s.slots = append(s.slots, &slot{id: i + firstSlotID, socket: f})
 	}
 	return nil
 }
@@ -206,33 +235,56 @@ func listenReusePort(addr string) (int, net.Addr, error) {
 }
 
 // start runs a worker process for sl, with the slot's socket as its
-// descriptor 3 and the write end of a control pipe as 4.
-func (s *supervisor) start(sl *slot) (*worker, error) {
+// descriptor 3, the write end of a control pipe as 4 and the slot's HTTPS
+// socket as 5 (a socket the slot lacks is a closed descriptor), and, with
+// a Monitor, the worker's end of its stats channel after those. reason is
+// why it replaces another (see Event.Reason).
+func (s *supervisor) start(sl *slot, reason string) (*worker, error) {
 	s.gen = max(s.gen, 1)
 	r, wpipe, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	w := &worker{slot: sl.id, gen: s.gen, started: time.Now()}
-	env := append(os.Environ(), fmt.Sprintf("%s=%d:%d:%d", workerEnv, sl.id, s.gen, s.cfg.Processes))
+	files := []uintptr{0, 1, 2, uintptr(sl.socket), wpipe.Fd(), uintptr(sl.tlsSocket)}
+	var stats net.Conn
+	statsFD := 0 // none
+	if s.cfg.Monitor != nil {
+		var theirs int
+		if stats, theirs, err = statsChannel(); err != nil {
+			wpipe.Close()
+			r.Close()
+			return nil, err
+		}
+		defer syscall.Close(theirs)
+		statsFD = len(files)
+		files = append(files, uintptr(theirs))
+	}
+	env := s.cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d:%d:%d:%d", workerEnv, sl.id, s.gen, s.cfg.Processes, statsFD))
 	pid, err := syscall.ForkExec(s.exe, append([]string{s.exe}, s.cfg.Args...), &syscall.ProcAttr{
 		Env:   env,
-		Files: []uintptr{0, 1, 2, uintptr(sl.socket), wpipe.Fd()},
+		Files: files,
 		// If the supervisor dies without stopping its workers, they stop
 		// too. (The signal follows the thread that started them: Run's,
 		// which is the locked main thread.)
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
 	})
 	wpipe.Close()
+	if err == nil {
+		w.proc, err = os.FindProcess(pid)
+	}
 	if err != nil {
 		r.Close()
+		if stats != nil {
+			stats.Close()
+		}
 		return nil, err
 	}
-	w.proc, err = os.FindProcess(pid)
-	if err != nil {
-		r.Close()
-		return nil, err
-	}
+	s.notify(Event{Kind: Started, PID: pid, Slot: sl.id, Reason: reason, Stats: stats})
 	go s.watch(w, r)
 	return w, nil
 }
@@ -256,6 +308,7 @@ func (s *supervisor) handle(ev event) (int, bool) {
 	switch ev.kind {
 	case msgReady:
 		w.ready = true
+		s.notify(Event{Kind: Ready, PID: w.proc.Pid, Slot: w.slot})
 		s.workerReady(w, sl)
 	case msgRecycle:
 		if sl.current == w {
@@ -277,7 +330,7 @@ func (s *supervisor) workerReady(w *worker, sl *slot) {
 			}
 		}
 		s.started = true
-		s.cfg.Ready(s.addr)
+		s.cfg.Ready(s.addr, s.tlsAddr)
 		return
 	}
 	if s.reload != nil && s.reload.workers[w] {
@@ -289,6 +342,7 @@ func (s *supervisor) workerReady(w *worker, sl *slot) {
 }
 
 func (s *supervisor) workerExited(w *worker, sl *slot, state *os.ProcessState) (int, bool) {
+	s.notify(Event{Kind: Exited, PID: w.proc.Pid, Slot: w.slot})
 	status := exitStatus(state)
 	wasDraining, wasCurrent, wasNext := s.draining[w], sl.current == w, sl.next == w
 	delete(s.draining, w)
@@ -331,7 +385,7 @@ func (s *supervisor) restartDue() {
 		if sl.current != nil || sl.restartAt.IsZero() || time.Now().Before(sl.restartAt) {
 			continue
 		}
-		w, err := s.start(sl)
+		w, err := s.start(sl, ReasonExit)
 		if err != nil {
 			s.cfg.Log.Error("cannot start a worker process", "process", sl.id, "err", err)
 			sl.restartAt = time.Now().Add(maxBackoff)
@@ -358,14 +412,16 @@ func (s *supervisor) startReload(reason string) {
 		return
 	}
 	s.cfg.Log.Info("reloading: starting a new generation of workers", "reason", reason)
-	s.beginReload(reason, s.slots)
+	s.beginReload(reason, ReasonReload, s.slots)
 }
 
-func (s *supervisor) beginReload(reason string, slots []*slot) {
+// beginReload starts a new generation for slots; why is the Event.Reason
+// of its workers.
+func (s *supervisor) beginReload(reason, why string, slots []*slot) {
 	s.gen++
 	r := &reload{reason: reason, workers: map[*worker]bool{}, started: time.Now()}
 	for _, sl := range slots {
-		w, err := s.start(sl)
+		w, err := s.start(sl, why)
 		if err != nil {
 			s.cfg.Log.Error("cannot start a worker process", "process", sl.id, "err", err)
 			continue
@@ -396,7 +452,7 @@ func (s *supervisor) recyclePending() {
 		sl.recycle = ""
 	}
 	if len(slots) > 0 {
-		s.beginReload("recycle: "+strings.Join(reasons, "; "), slots)
+		s.beginReload("recycle: "+strings.Join(reasons, "; "), ReasonRecycle, slots)
 	}
 }
 
@@ -442,6 +498,7 @@ func (s *supervisor) checkReloadTimeout() {
 func (s *supervisor) stop(w *worker) {
 	w.stopping = true
 	s.draining[w] = true
+	s.notify(Event{Kind: Stopping, PID: w.proc.Pid, Slot: w.slot})
 	_ = w.proc.Signal(syscall.SIGTERM)
 }
 
@@ -470,6 +527,7 @@ func (s *supervisor) running() []*worker {
 // shutdown stops every worker, waits for them (killing any that outlive
 // the shutdown timeout), and returns status.
 func (s *supervisor) shutdown(status int) int {
+	s.notify(Event{Kind: ShuttingDown})
 	alive := map[*worker]bool{}
 	for _, w := range s.running() {
 		if !w.stopping {

@@ -48,6 +48,12 @@ type Exchange struct {
 	// and Base its priority before its client's penalties.
 	Client *clients.Client
 	Base   int
+	// Rank is the priority the exchange had when a worker took it from
+	// the queue, at Taken (zero when no worker took it), for the access
+	// log and the queue wait metric. Set by the queue (see
+	// scheduler.Queue.Taken).
+	Rank  int
+	Taken time.Time
 
 	done chan struct{}
 

@@ -107,11 +107,29 @@ func (h *housekeeper) expired(ex *Exchange) bool {
 	return time.Since(ex.Queued) >= h.timeout
 }
 
-// call runs fn on the housekeeper's thread and waits for it.
-func (h *housekeeper) call(fn func()) {
+// call runs fn on the housekeeper's thread and waits for it. It reports
+// false, without running fn, once the housekeeper has stopped (the pool is
+// done, Python is about to end).
+func (h *housekeeper) call(fn func()) bool {
 	done := make(chan struct{})
-	h.calls <- func() { fn(); close(done) }
+	select {
+	case h.calls <- func() { fn(); close(done) }:
+	case <-h.done:
+		return false
+	}
 	<-done
+	return true
+}
+
+// PythonMemory returns Python's memory figures, read on the housekeeper's
+// thread; false once the pool has stopped, or when they cannot be read.
+func (p *Pool) PythonMemory() (python.Memory, bool) {
+	var m python.Memory
+	var err error
+	if !p.house.call(func() { m, err = p.house.thread.Memory() }) {
+		return m, false
+	}
+	return m, err == nil
 }
 
 // DumpStacks writes, for SIGUSR1, what every worker is doing: the request
@@ -140,7 +158,7 @@ func (p *Pool) Report(out io.Writer, label string) {
 	p.house.call(func() { pyMem = p.house.thread.MemoryReport() })
 	var mem runtime.MemStats
 	runtime.ReadMemStats(&mem)
+	s := p.Stats()
 	fmt.Fprintf(out, "wsgo: %s: requests=%d errors=%d timeouts=%d stuck=%d queue=%d workers=%d go_heap_kib=%d %s\n",
-		label, p.stats.requests.Load(), p.stats.errors.Load(), p.stats.timeouts.Load(), p.stats.stuck.Load(),
-		p.queue.Len(), len(p.workers), mem.HeapAlloc>>10, pyMem)
+		label, s.Requests, s.Errors, s.Timeouts, s.Stuck, p.queue.Len(), s.Workers, mem.HeapAlloc>>10, pyMem)
 }

@@ -36,13 +36,36 @@ type Pool struct {
 	wg      sync.WaitGroup
 }
 
-// stats counts what the workers have done, for SIGUSR2 and --max-requests.
+// stats counts what the workers have done, for SIGUSR2, --max-requests
+// and the metrics.
 type stats struct {
 	requests, errors, timeouts, stuck atomic.Int64
 }
 
 // Requests is how many requests the workers have run.
 func (p *Pool) Requests() int64 { return p.stats.requests.Load() }
+
+// Stats is a snapshot of the pool's counts.
+type Stats struct {
+	// Requests run, app failures, requests interrupted by the timeout so
+	// far.
+	Requests, Errors, Timeouts int64
+	// Workers is the pool's size, Busy how many are serving a request
+	// now, Stuck how many have not come back from a timed-out one.
+	Workers, Busy, Stuck int
+}
+
+// Stats returns the pool's counts now.
+func (p *Pool) Stats() Stats {
+	s := Stats{Requests: p.stats.requests.Load(), Errors: p.stats.errors.Load(),
+		Timeouts: p.stats.timeouts.Load(), Stuck: int(p.stats.stuck.Load()), Workers: len(p.workers)}
+	for _, w := range p.workers {
+		if w.started.Load() != 0 {
+			s.Busy++
+		}
+	}
+	return s
+}
 
 // StartPool starts n worker threads taking exchanges from queue, and
 // returns once each has its Python thread state. A request running longer
@@ -196,6 +219,11 @@ func (w *worker) pack(ex *Exchange) {
 		req.Set(python.ContentLength, strconv.Itoa(len(ex.Body)))
 	default:
 		req.Absent(python.ContentLength)
+	}
+	if r.URL.Scheme == "https" {
+		req.Set(python.HTTPS, "on") // CGI's convention, which some apps check
+	} else {
+		req.Absent(python.HTTPS)
 	}
 	if r.Host != "" {
 		req.Header("Host", r.Host)
