@@ -126,6 +126,12 @@ func (q *Queue[T]) bestLocked(now time.Time) (int, int, bool) {
 	return best, bestRank, true
 }
 
+// runnableLocked reports whether a queued job may be taken now.
+func (q *Queue[T]) runnableLocked() bool {
+	_, _, ok := q.bestLocked(time.Now())
+	return ok
+}
+
 // lowestLocked finds the queued job that ranks lowest, the newest among
 // equals (the queue must not be empty).
 func (q *Queue[T]) lowestLocked(now time.Time) (int, int) {
@@ -169,15 +175,17 @@ func (q *Queue[T]) TryTake(w *Waiter) (job T, ok bool) {
 	}
 	q.comeBackLocked(w)
 	var next *Waiter
-	now := time.Now()
-	if i, rank, found := q.bestLocked(now); found {
-		job, ok = q.jobs.removeAt(i), true
-		w.busy = true
-		q.running++
-		if q.Taken != nil {
-			q.Taken(job, rank, now)
+	if q.jobs.len() > 0 { // an idle worker's look costs no clock read
+		now := time.Now()
+		if i, rank, found := q.bestLocked(now); found {
+			job, ok = q.jobs.removeAt(i), true
+			w.busy = true
+			q.running++
+			if q.Taken != nil {
+				q.Taken(job, rank, now)
+			}
+			next = q.wakeLocked()
 		}
-		next = q.wakeLocked()
 	}
 	q.mu.Unlock()
 	if next != nil {
@@ -193,7 +201,7 @@ func (q *Queue[T]) TryTake(w *Waiter) (job T, ok bool) {
 func (q *Queue[T]) Wait(w *Waiter) bool {
 	q.mu.Lock()
 	q.comeBackLocked(w)
-	if _, _, runnable := q.bestLocked(time.Now()); runnable {
+	if q.jobs.len() > 0 && q.runnableLocked() {
 		if !w.woken {
 			w.woken = true
 			q.searching++

@@ -322,14 +322,23 @@ func zeroQ(params string) bool {
 // with at least one digit and one letter, so that neither words nor dates
 // pass. Such a file never changes under its name.
 func hasContentHash(base string) bool {
-	segs := strings.FieldsFunc(base, func(r rune) bool { return r == '.' || r == '-' || r == '_' })
-	for _, seg := range segs[:max(len(segs)-1, 0)] { // the last one is the extension
+	base = strings.TrimRight(base, nameSeparators)
+	end := strings.LastIndexAny(base, nameSeparators)
+	if end < 0 {
+		return false
+	}
+	// Segments before the last one, which is the extension; iterated
+	// rather than split, since this runs on every static request.
+	for seg := range strings.FieldsFuncSeq(base[:end], func(r rune) bool { return strings.ContainsRune(nameSeparators, r) }) {
 		if isHash(seg) {
 			return true
 		}
 	}
 	return false
 }
+
+// nameSeparators separate the segments of a file name.
+const nameSeparators = ".-_"
 
 func isHash(seg string) bool {
 	if len(seg) < 8 || len(seg) > 64 {
