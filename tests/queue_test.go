@@ -13,10 +13,11 @@ func TestAbandonedRequestsAreSkipped(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "opsapp", "--workers", "1")
 
-	// Occupy the only worker for a while.
+	// Occupy the only worker for long enough that the three impatient
+	// clients below give up before it is free, even on a loaded machine.
 	busy := make(chan string, 1)
 	go func() {
-		_, body, _ := fetch(freshClient(15*time.Second), s.URL+"/sleep?s=1.5")
+		_, body, _ := fetch(freshClient(15*time.Second), s.URL+"/sleep?s=3")
 		busy <- body
 	}()
 	s.WaitStderr(t, "opsapp: sleeping")

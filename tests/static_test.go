@@ -103,6 +103,16 @@ func wantFile(t testing.TB, what string, r *response, want []byte) {
 	}
 }
 
+// storageModes are the two ways the server sends a static file: small
+// ones from memory (the default), or every one from disk.
+var storageModes = []struct {
+	name string
+	args []string
+}{
+	{"memory", nil},
+	{"disk", []string{"--static-memory", "0"}},
+}
+
 // wantApp checks that r is staticapp's answer for path: the request fell
 // through to the WSGI app.
 func wantApp(t testing.TB, path string, r *response) {
@@ -114,6 +124,15 @@ func wantApp(t testing.TB, path string, r *response) {
 
 func TestStaticServing(t *testing.T) {
 	t.Parallel()
+	for _, mode := range storageModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testStaticServing(t, mode.args)
+		})
+	}
+}
+
+func testStaticServing(t *testing.T, args []string) {
 	dir := filepath.Join(t.TempDir(), "public")
 	files := map[string][]byte{
 		"a.css":                 []byte("body { color: #123456; }\n"),
@@ -124,6 +143,7 @@ func TestStaticServing(t *testing.T) {
 		"logo.png":              append([]byte("\x89PNG\r\n\x1a\n"), pseudoRandom(300, 7)...),
 		"data.bin":              pseudoRandom(1000, 11),
 		"sub/deep/x.txt":        []byte("deep file\n"),
+		"big.bin":               pseudoRandom(100_000, 13), // too big to keep in memory
 	}
 	for name, data := range files {
 		putFile(t, dir, name, data)
@@ -133,8 +153,8 @@ func TestStaticServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, "staticapp", "--static-map", "/static="+rel)
-	s2 := startServer(t, "staticapp", "--static-map", "/assets="+dir, "--static-max-age", "3600")
+	s := startServer(t, "staticapp", append([]string{"--static-map", "/static=" + rel}, args...)...)
+	s2 := startServer(t, "staticapp", append([]string{"--static-map", "/assets=" + dir, "--static-max-age", "3600"}, args...)...)
 	lastModified := staticMtime.Format(http.TimeFormat)
 
 	t.Run("files", func(t *testing.T) {
@@ -151,6 +171,7 @@ func TestStaticServing(t *testing.T) {
 			{"main.3f2a9c1e1234.css", func(ct string) bool { return ct == "text/css; charset=utf-8" }, true},
 			{"logo.png", func(ct string) bool { return ct == "image/png" }, false},
 			{"sub/deep/x.txt", func(ct string) bool { return strings.HasPrefix(ct, "text/plain") }, false},
+			{"big.bin", func(ct string) bool { return ct == "application/octet-stream" }, false},
 		} {
 			path := "/static/" + tc.name
 			r := get(t, s.URL+path)
@@ -361,6 +382,15 @@ func TestStaticPrefixes(t *testing.T) {
 
 func TestStaticPrecompressed(t *testing.T) {
 	t.Parallel()
+	for _, mode := range storageModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testStaticPrecompressed(t, mode.args)
+		})
+	}
+}
+
+func testStaticPrecompressed(t *testing.T, args []string) {
 	dir := t.TempDir()
 	plain := []byte("a { color: red; } /* plain */\n")
 	gz := []byte("GZ-VARIANT-BYTES")
@@ -372,7 +402,7 @@ func TestStaticPrecompressed(t *testing.T) {
 	putFile(t, dir, "a.css.br", br)
 	putFile(t, dir, "b.css", bPlain) // with a gzip sibling only
 	putFile(t, dir, "b.css.gz", bGz)
-	s := startServer(t, "staticapp", "--static-map", "/static="+dir)
+	s := startServer(t, "staticapp", append([]string{"--static-map", "/static=" + dir}, args...)...)
 
 	etags := map[string]string{}
 	for _, tc := range []struct {
@@ -440,6 +470,35 @@ func TestStaticPrecompressed(t *testing.T) {
 		}
 		r = get(t, s.URL+"/static/a.css.br")
 		wantFile(t, "GET /static/a.css.br", r, br)
+	})
+}
+
+// TestStaticChanges: a file kept in memory is looked at again within a
+// second or so, so a changed file is served anew and a deleted one falls
+// through to the app; a new file is served at once.
+func TestStaticChanges(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	putFile(t, dir, "a.txt", []byte("first version"))
+	putFile(t, dir, "gone.txt", []byte("about to go"))
+	s := startServer(t, "staticapp", "--static-map", "/static="+dir)
+	wantFile(t, "GET /static/a.txt", get(t, s.URL+"/static/a.txt"), []byte("first version"))
+	wantFile(t, "GET /static/gone.txt", get(t, s.URL+"/static/gone.txt"), []byte("about to go"))
+	wantApp(t, "/static/new.txt", get(t, s.URL+"/static/new.txt"))
+
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("second version, longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	putFile(t, dir, "new.txt", []byte("new file"))
+	wantFile(t, "GET /static/new.txt once written", get(t, s.URL+"/static/new.txt"), []byte("new file"))
+	waitFor(t, 5*time.Second, "the changed a.txt to be served", func() bool {
+		return get(t, s.URL+"/static/a.txt").String() == "second version, longer"
+	})
+	waitFor(t, 5*time.Second, "the deleted gone.txt to fall through", func() bool {
+		return get(t, s.URL+"/static/gone.txt").String() == "app:/static/gone.txt"
 	})
 }
 

@@ -34,15 +34,6 @@ func init() {
 	// supervisor relies on it too: its workers' parent-death signal
 	// follows the thread that started them.)
 	runtime.LockOSThread()
-	// A worker running Python sits in a cgo call with a P (Go's right to
-	// run Go code) that only Go's sysmon can take back, after 20 µs or
-	// more. One P more than there are CPUs lets the network goroutines run
-	// on at once instead; measured on one CPU, it cuts context switches
-	// per request from about 1 to about 0.6. GOMAXPROCS in the
-	// environment still decides.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
-	}
 }
 
 func main() {

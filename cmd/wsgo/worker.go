@@ -84,7 +84,7 @@ func runWorker(cfg *config.Config, link *supervisor.Link, log *slog.Logger) int 
 		return 1
 	}
 
-	files, err := static.New(cfg.StaticMap, cfg.SendfileRoots, cfg.StaticMaxAge)
+	files, err := static.New(cfg.StaticMap, cfg.SendfileRoots, cfg.StaticMaxAge, int64(cfg.StaticMemory)<<20)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsgo: %v\n", err)
 		return 2

@@ -53,8 +53,10 @@ type Config struct {
 	SchedBatch  bool
 	// StaticMap holds PREFIX=DIR pairs; SendfileRoots the directories
 	// only reachable through X-Sendfile and X-Accel-Redirect.
+	// StaticMemory is the MiB kept for small static files.
 	StaticMap     []string
 	StaticMaxAge  int
+	StaticMemory  int
 	SendfileRoots []string
 	// MaxAge is the response cache's longest lifetime in seconds; 0 turns
 	// the cache off. CacheSize is its bound in MiB.
@@ -129,6 +131,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.BoolVar(&c.SchedBatch, "sched-batch", true, "run worker processes under Linux's SCHED_BATCH policy, so that their threads do not preempt each other on every wake-up")
 	fs.Var(listFlag{&c.StaticMap}, "static-map", "serve files under URL PREFIX from DIR, as PREFIX=DIR, before the app (repeatable; the longest prefix wins)")
 	fs.IntVar(&c.StaticMaxAge, "static-max-age", 86400, "Cache-Control max-age, in seconds, of files served by --static-map")
+	fs.IntVar(&c.StaticMemory, "static-memory", 16, "MiB of memory for keeping static files of up to 64 KiB ready to send (0: always read them from disk)")
 	fs.Var(listFlag{&c.SendfileRoots}, "sendfile-root", "a directory whose files the app may send with X-Sendfile or X-Accel-Redirect without serving them publicly (repeatable)")
 	fs.IntVar(&c.MaxAge, "max-age", 0, "cache responses whose Cache-Control has max-age for at most this many seconds (0: no cache)")
 	fs.IntVar(&c.CacheSize, "cache-size", 64, "the response cache's size in MiB; least recently used responses go first")
@@ -219,7 +222,7 @@ func (c *Config) validate() error {
 		}
 	}
 	for _, name := range []string{"max-body-size", "request-timeout", "shutdown-timeout", "cron-timeout",
-		"max-requests", "reload-on-rss", "static-max-age", "max-age", "cache-size"} {
+		"max-requests", "reload-on-rss", "static-max-age", "static-memory", "max-age", "cache-size"} {
 		if n := c.flags.Lookup(name).Value.(flag.Getter).Get(); negative(n) {
 			return bad(name, "must not be negative, not %v", n)
 		}

@@ -9,11 +9,11 @@
 package static
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"os"
 	"path"
@@ -32,6 +32,7 @@ type Server struct {
 	// cacheControl and immutable are the Cache-Control values for mapped
 	// files, the second for names that carry a content hash.
 	cacheControl, immutable []string
+	memory                  *memory // small files kept ready to send
 }
 
 // mount is one --static-map entry.
@@ -56,11 +57,13 @@ func openDir(name string) (dir, error) {
 }
 
 // New opens the directories of maps ("PREFIX=DIR") and sendfileRoots.
-// maxAge is the Cache-Control max-age, in seconds, of mapped files.
-func New(maps, sendfileRoots []string, maxAge int) (*Server, error) {
+// maxAge is the Cache-Control max-age, in seconds, of mapped files;
+// memoryBytes bounds the small files kept in memory (0: none).
+func New(maps, sendfileRoots []string, maxAge int, memoryBytes int64) (*Server, error) {
 	s := &Server{
 		cacheControl: []string{fmt.Sprintf("public, max-age=%d", maxAge)},
 		immutable:    []string{fmt.Sprintf("public, max-age=%d, immutable", maxAge)},
+		memory:       newMemory(memoryBytes),
 	}
 	for _, m := range maps {
 		prefix, name, ok := strings.Cut(m, "=")
@@ -102,7 +105,7 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request) (Result, bool) {
 	if !ok {
 		return Result{}, false
 	}
-	f, info, ok := openRegular(root, name)
+	src, ok := s.open(root, name, r)
 	if !ok {
 		return Result{}, false
 	}
@@ -112,7 +115,7 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request) (Result, bool) {
 	} else {
 		h["Cache-Control"] = s.cacheControl
 	}
-	return s.send(w, r, root, name, f, info), true
+	return s.send(w, r, name, src), true
 }
 
 // ServeHandOff sends the file an app named with X-Sendfile (a file path,
@@ -131,7 +134,7 @@ func (s *Server) ServeHandOff(w http.ResponseWriter, r *http.Request, target str
 		http.Error(w, "404 page not found", http.StatusNotFound)
 		return Result{Status: http.StatusNotFound}, fmt.Errorf("hand-off to %q: no such file inside a --static-map directory or --sendfile-root", target)
 	}
-	return s.send(w, r, root, name, f, info), nil
+	return s.send(w, r, name, s.opened(root, name, f, info, r)), nil
 }
 
 // resolveURI finds the mount for a URI path and the file name relative to
@@ -230,45 +233,162 @@ func openRegular(d dir, name string) (*os.File, fs.FileInfo, bool) {
 	return f, info, true
 }
 
-// send writes f (or a precompressed sibling the client accepts) with its
-// validators; http.ServeContent answers conditional and range requests
-// and copies the body with sendfile(2).
-func (s *Server) send(w http.ResponseWriter, r *http.Request, root dir, name string, f *os.File, info fs.FileInfo) Result {
+// source is what answers a request for a file: the bytes kept in memory,
+// or the open file on disk, in the encoding the client accepts.
+type source struct {
+	mem  *memFile
+	f    *os.File
+	info fs.FileInfo
+	enc  *encoding // nil for the file itself
+	vary bool      // the choice depended on Accept-Encoding
+}
+
+// open finds the file name under d, in memory or on disk.
+func (s *Server) open(d dir, name string, r *http.Request) (source, bool) {
+	if g := s.memory.get(d, name); g != nil {
+		return g.choose(r, name), true
+	}
+	f, info, ok := openRegular(d, name)
+	if !ok {
+		return source{}, false
+	}
+	return s.opened(d, name, f, info, r), true
+}
+
+// opened makes a source of f, just opened as name under d: kept in memory
+// if it is small, else the file itself or the sibling the client accepts.
+func (s *Server) opened(d dir, name string, f *os.File, info fs.FileInfo, r *http.Request) source {
+	if g := s.memory.add(d, name, f, info); g != nil {
+		f.Close()
+		return g.choose(r, name)
+	}
+	src := source{f: f, info: info}
+	src.enc, src.vary = negotiate(r, name, func(enc *encoding) bool {
+		cf, cinfo, ok := openRegular(d, name+enc.suffix)
+		if ok {
+			src.f.Close()
+			src.f, src.info = cf, cinfo
+		}
+		return ok
+	})
+	return src
+}
+
+// choose picks the file of g that the client accepts.
+func (g *memGroup) choose(r *http.Request, name string) source {
+	enc, vary := negotiate(r, name, func(enc *encoding) bool { return g.variants[enc.index] != nil })
+	if enc != nil {
+		return source{mem: g.variants[enc.index], enc: enc, vary: vary}
+	}
+	return source{mem: &g.file, vary: vary}
+}
+
+// negotiate returns the precompressed sibling of name to send, nil for
+// name itself, and whether the choice depends on Accept-Encoding. exists
+// says whether a sibling is there (and may open it).
+func negotiate(r *http.Request, name string, exists func(*encoding) bool) (*encoding, bool) {
+	accept := r.Header.Get("Accept-Encoding")
+	if accept == "" || hasCompressedSuffix(name) {
+		return nil, false
+	}
+	for i := range precompressed {
+		if enc := &precompressed[i]; accepts(accept, enc.token) && exists(enc) {
+			return enc, true
+		}
+	}
+	return nil, true
+}
+
+// send writes src with its validators. A plain GET or HEAD of a file in
+// memory is answered here; http.ServeContent answers conditional and range
+// requests, and copies a file from disk with sendfile(2).
+func (s *Server) send(w http.ResponseWriter, r *http.Request, name string, src source) Result {
 	h := w.Header()
 	if _, ok := h["Content-Type"]; !ok {
-		ctype := mime.TypeByExtension(path.Ext(name))
-		if ctype == "" {
-			ctype = "application/octet-stream" // never sniffed
+		if src.mem != nil {
+			h["Content-Type"] = src.mem.contentType
+		} else {
+			h["Content-Type"] = []string{contentType(name)}
 		}
-		h["Content-Type"] = []string{ctype}
 	}
-	encoding := ""
-	if accept := r.Header.Get("Accept-Encoding"); accept != "" && !hasCompressedSuffix(name) {
-		for _, enc := range precompressed {
-			if !accepts(accept, enc.token) {
-				continue
-			}
-			if cf, cinfo, ok := openRegular(root, name+enc.suffix); ok {
-				f.Close()
-				f, info, encoding = cf, cinfo, enc.token
-				h["Content-Encoding"] = []string{enc.token}
-				break
-			}
-		}
+	if src.vary {
 		h.Add("Vary", "Accept-Encoding")
 	}
-	defer f.Close()
-	h["Etag"] = []string{etag(info, encoding)}
+	if src.enc != nil {
+		h["Content-Encoding"] = src.enc.header
+	}
 	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, "", info.ModTime(), f)
+	if m := src.mem; m != nil {
+		h["Etag"] = m.etag
+		if !conditional(r) {
+			return sendWhole(w, r, m)
+		}
+		http.ServeContent(cw, r, "", m.modTime, bytes.NewReader(m.body))
+	} else {
+		defer src.f.Close()
+		token := ""
+		if src.enc != nil {
+			token = src.enc.token
+		}
+		h["Etag"] = []string{etag(src.info, token)}
+		http.ServeContent(cw, r, "", src.info.ModTime(), src.f)
+	}
 	return Result{Status: cw.status, Written: cw.written}
 }
 
+// sendWhole answers a request for all of m, unconditionally, with the
+// headers http.ServeContent would send (and Content-Length even when the
+// body is precompressed, which it leaves out).
+func sendWhole(w http.ResponseWriter, r *http.Request, m *memFile) Result {
+	h := w.Header()
+	if m.lastModified != nil {
+		h["Last-Modified"] = m.lastModified
+	}
+	h["Accept-Ranges"] = acceptRanges
+	h["Content-Length"] = m.length
+	w.WriteHeader(http.StatusOK)
+	var n int
+	if r.Method != http.MethodHead {
+		n, _ = w.Write(m.body)
+	}
+	return Result{Status: http.StatusOK, Written: int64(n)}
+}
+
+var acceptRanges = []string{"bytes"}
+
+// conditional reports whether r asks for part of a file, or for the file
+// only on a condition.
+func conditional(r *http.Request) bool {
+	for _, name := range conditionalHeaders {
+		if _, ok := r.Header[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+var conditionalHeaders = []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}
+
+// encoding is a precompressed sibling's Content-Encoding and file suffix.
+type encoding struct {
+	token, suffix string
+	header        []string // token, as a header value
+	index         int      // in precompressed
+}
+
 // precompressed lists the sibling files tried, best first.
-var precompressed = []struct{ token, suffix string }{{"br", ".br"}, {"gzip", ".gz"}}
+var precompressed = [...]encoding{
+	{token: "br", suffix: ".br", header: []string{"br"}, index: 0},
+	{token: "gzip", suffix: ".gz", header: []string{"gzip"}, index: 1},
+}
 
 func hasCompressedSuffix(name string) bool {
-	return strings.HasSuffix(name, ".br") || strings.HasSuffix(name, ".gz")
+	for _, enc := range precompressed {
+		if strings.HasSuffix(name, enc.suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // etag is a strong validator from the file's modification time and size,
