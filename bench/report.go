@@ -115,7 +115,7 @@ func (c *config) render(rep *report) string {
 		p("| %s | `%s` | %s |\n", s.Label, c.shownCommand(s, w), s.Logging(c))
 	}
 	if w, _ := findWorkload("static50k"); contains(c.only, w.Name) && c.anyRuns(w) {
-		p("\nFor static50k the harness writes `%s` (%s bytes, byte i being i mod 251) into STATIC_DIR, a temporary directory, and wrk requests `%s`, which each server answers from the file without calling an application; uWSGI sends it with sendfile() from the worker thread, its default (no offload threads), and gets `--tcp-nodelay`, without which Nagle's algorithm holds each file (smaller than loopback's 64 KB MSS, sent after the headers) until the client's delayed ACK, about 40 ms (wsgo and Go set TCP_NODELAY on every connection). Only these servers run it:\n\n",
+		p("\nFor static50k the harness writes `%s` (%s bytes, byte i being i mod 251) into STATIC_DIR, a temporary directory, and wrk requests `%s`, which each server answers from the file without calling an application; uWSGI sends it with sendfile() from the worker thread, its default (no offload threads), and gets `--tcp-nodelay`, without which Nagle's algorithm holds each file (smaller than loopback's 64 KB MSS, sent after the headers) until the client's delayed ACK, about 40 ms (wsgo and Go set TCP_NODELAY on every connection). wsgo keeps files of up to 64 KiB in memory by default (`--static-memory`), so it sends this one with a single copy into the socket, where the others open, stat, sendfile and close the file on every request; `wsgo --static-memory 0` does the same as they do. Only these servers run it:\n\n",
 			staticFile50k, fmtCount(int64(len(file50k))), w.path())
 		c.listCommands(&b, w)
 	}

@@ -77,6 +77,8 @@ var servers = []server{
 	wsgoServer("wsgo", "wsgo --workers 16", 16, true, nil),
 	wsgoServer("wsgo-256", "wsgo --workers 256", 256, true, []string{"sleep20ms"}),
 	wsgoServer("wsgo-nocache", "wsgo --workers 16 (no cache)", 16, false, []string{"cached"}),
+	// Every file read from disk, as the Go floor and uWSGI do.
+	wsgoServer("wsgo-disk", "wsgo --workers 16 --static-memory 0", 16, true, []string{"static50k"}, "--static-memory", "0"),
 	{
 		Name: "go-floor", Label: "Go net/http floor", Only: []string{"hello"},
 		Logging: func(*config) string { return "off (no logging)" },
@@ -152,8 +154,9 @@ var servers = []server{
 }
 
 // wsgoServer describes bin/wsgo with the given number of workers, with its
-// response cache on (--max-age) for the workloads that set MaxAge if cache.
-func wsgoServer(name, label string, workers int, cache bool, only []string) server {
+// response cache on (--max-age) for the workloads that set MaxAge if cache,
+// and extra arguments.
+func wsgoServer(name, label string, workers int, cache bool, only []string, extra ...string) server {
 	s := server{
 		Name: name, Label: label, Wsgo: true, Only: only, NoCache: !cache,
 		ReadyLine: "wsgo: listening on http://",
@@ -168,7 +171,7 @@ func wsgoServer(name, label string, workers int, cache bool, only []string) serv
 		if s.caches(w) {
 			argv = append(argv, "--max-age", strconv.Itoa(w.MaxAge))
 		}
-		return argv, ""
+		return append(argv, extra...), ""
 	}
 	return s
 }

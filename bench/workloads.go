@@ -154,7 +154,7 @@ var workloads = []workload{
 	{
 		Name: "static50k", Module: "hello", Connections: 50,
 		Path: staticMount + "/" + staticFile50k, Static: true,
-		Servers: []string{"wsgo", "uwsgi", "go-fileserver"},
+		Servers: []string{"wsgo", "wsgo-disk", "uwsgi", "go-fileserver"},
 		Desc:    "GET of a 51,200-byte static file mapped at " + staticMount + " (the application is not called)",
 		// Byte for byte, so length and content both (wantBody names a
 		// length mismatch first).
