@@ -91,7 +91,7 @@ type connKey struct{}
 // connection's streams share it, reading only.
 type connInfo struct {
 	local string
-	tcp   *net.TCPConn
+	tcp   *wsgi.DirectConn
 	retry *retry
 }
 
@@ -119,7 +119,7 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			info := &connInfo{local: c.LocalAddr().String()}
 			switch c := c.(type) {
-			case *net.TCPConn:
+			case *wsgi.DirectConn:
 				info.tcp = c
 			case *returnedConn:
 				info.tcp, info.retry = c.tcp, c.retry
@@ -231,6 +231,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, conn, retry, start)
 }
 
+// direct returns r's connection for writing past net/http, or nil: only
+// HTTP/1.x on plain TCP, since HTTP/2's frames are net/http's to write
+// (h2c runs on plain TCP too).
+func (c *connInfo) direct(r *http.Request) *wsgi.DirectConn {
+	if r.ProtoMajor != 1 {
+		return nil
+	}
+	return c.tcp
+}
+
 // connOf returns what the front knows of r's connection.
 func connOf(r *http.Request) *connInfo {
 	if conn, _ := r.Context().Value(connKey{}).(*connInfo); conn != nil {
@@ -258,8 +268,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, conn *connInfo, 
 		h.refuseBlocked(w, r, delay)
 		return
 	}
+	// Files and cache hits are written here, whole: their headers and
+	// body leave in one writev(2). (A failed write shows on net/http's
+	// next one.)
+	direct := conn.direct(r)
 	if retry == nil {
-		if sent, ok := h.Static.Serve(w, r); ok {
+		direct.Gather()
+		sent, ok := h.Static.Serve(w, r)
+		direct.Release()
+		if ok {
 			h.log(r, sent.Status, sent.Written, -1, start)
 			return
 		}
@@ -267,8 +284,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, conn *connInfo, 
 	var refresh *cache.Refresh
 	cacheable := retry == nil && h.Cache != nil && cache.Cacheable(r)
 	if cacheable {
+		direct.Gather()
 		var hit bool
-		if refresh, hit = h.fromCache(w, r, start); hit {
+		refresh, hit = h.fromCache(w, r, start)
+		direct.Release()
+		if hit {
 			return
 		}
 	}
@@ -298,11 +318,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, conn *connInfo, 
 // newExchange prepares r, from client on conn, for the app; queued is
 // when it enters the queue.
 func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, conn *connInfo, client *clients.Client, queued time.Time) *wsgi.Exchange {
-	tcp := conn.tcp
-	if r.ProtoMajor != 1 {
-		tcp = nil // HTTP/2's frames are net/http's to write (h2c runs on plain TCP)
-	}
-	ex := wsgi.NewExchange(w, r, conn.local, tcp, queued)
+	ex := wsgi.NewExchange(w, r, conn.local, conn.direct(r), queued)
 	ex.Client, ex.Base = client, clients.BaseOf(r, client)
 	return ex
 }

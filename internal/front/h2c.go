@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"wsgo/internal/wsgi"
 )
 
 // Cleartext HTTP/2 (--h2c). With prior knowledge, a client opens with
@@ -54,7 +55,7 @@ func (h *Handler) upgradeH2C(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	tcp, _ := conn.(*net.TCPConn)
+	tcp, _ := conn.(*wsgi.DirectConn)
 	_ = conn.SetDeadline(time.Now().Add(headerTimeout))
 	_, err = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
 	var first []byte

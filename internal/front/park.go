@@ -33,7 +33,7 @@ import (
 type parkedRequest struct {
 	h      *Handler
 	conn   net.Conn
-	tcp    *net.TCPConn
+	tcp    *wsgi.DirectConn
 	r      *http.Request // for the access log line, and whether to keep alive
 	start  time.Time
 	replay []byte // the request again, for a retry
@@ -295,7 +295,7 @@ type retry struct{ arg string }
 // and whatever the client had sent after it).
 type returnedConn struct {
 	net.Conn
-	tcp   *net.TCPConn
+	tcp   *wsgi.DirectConn
 	retry *retry
 	first []byte
 }
@@ -329,7 +329,7 @@ func (c *returnedTLSConn) ConnectionState() tls.ConnectionState { return c.tls.C
 
 // returnConn hands conn back to the server, to read first from next. It
 // reports false when the server no longer accepts connections.
-func (h *Handler) returnConn(conn net.Conn, tcp *net.TCPConn, next []byte, rt *retry) bool {
+func (h *Handler) returnConn(conn net.Conn, tcp *wsgi.DirectConn, next []byte, rt *retry) bool {
 	ln := h.listener.Load()
 	if ln == nil {
 		return false
@@ -369,6 +369,9 @@ func newReturnListener(lns ...net.Listener) *returnListener {
 func (l *returnListener) acceptLoop(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
+		if tcp, ok := c.(*net.TCPConn); ok {
+			c = wsgi.NewDirectConn(tcp) // TLS connections come wrapped already
+		}
 		select {
 		case l.accepted <- acceptResult{c, err}:
 		case <-l.done:

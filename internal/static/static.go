@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Server resolves request paths and hand-offs to files and sends them.
@@ -317,22 +318,26 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, name string, src s
 	if src.enc != nil {
 		h["Content-Encoding"] = src.enc.header
 	}
-	cw := &countingWriter{ResponseWriter: w}
 	if m := src.mem; m != nil {
 		h["Etag"] = m.etag
 		if !conditional(r) {
 			return sendWhole(w, r, m)
 		}
-		http.ServeContent(cw, r, "", m.modTime, bytes.NewReader(m.body))
-	} else {
-		defer src.f.Close()
-		token := ""
-		if src.enc != nil {
-			token = src.enc.token
-		}
-		h["Etag"] = []string{etag(src.info, token)}
-		http.ServeContent(cw, r, "", src.info.ModTime(), src.f)
+		return serveContent(w, r, m.modTime, bytes.NewReader(m.body))
 	}
+	defer src.f.Close()
+	token := ""
+	if src.enc != nil {
+		token = src.enc.token
+	}
+	h["Etag"] = []string{etag(src.info, token)}
+	return serveContent(w, r, src.info.ModTime(), src.f)
+}
+
+// serveContent answers r with http.ServeContent, noting what it sent.
+func serveContent(w http.ResponseWriter, r *http.Request, modTime time.Time, content io.ReadSeeker) Result {
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", modTime, content)
 	return Result{Status: cw.status, Written: cw.written}
 }
 

@@ -11,7 +11,6 @@ package wsgi
 import (
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -38,10 +37,9 @@ type Exchange struct {
 	BodyMore bool
 	// LocalAddr is the listener address the request came in on.
 	LocalAddr string
-	// Conn is the request's plain TCP connection (nil otherwise), on which
-	// a streamed response's chunks are written in one writev(2) each,
-	// past net/http's 4 KiB buffer (see worker.stream).
-	Conn *net.TCPConn
+	// Conn is the request's plain TCP connection on HTTP/1.x (nil
+	// otherwise), which the worker writes to past net/http (DirectConn).
+	Conn *DirectConn
 	// Queued is when the exchange was submitted.
 	Queued time.Time
 	// Client is who sent the request (nil for the server's own requests),
@@ -100,7 +98,7 @@ var exchanges = sync.Pool{New: func() any { return &Exchange{done: make(chan str
 
 // NewExchange prepares an exchange for r, which came in on conn (nil when
 // it is not a plain TCP connection) at localAddr and is queued at now.
-func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, conn *net.TCPConn, now time.Time) *Exchange {
+func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, conn *DirectConn, now time.Time) *Exchange {
 	ex := exchanges.Get().(*Exchange)
 	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Conn: conn, Queued: now, Worker: -1, done: ex.done}
 	return ex

@@ -331,6 +331,13 @@ func (w *worker) sendChunks(res python.Result) {
 	}
 	if res.Total() > inMemoryBody {
 		w.thread.ReleaseGIL()
+		conn := w.ex.Conn
+		conn.Gather()
+		defer func() {
+			if conn.Release() != nil {
+				w.ex.Aborted = true
+			}
+		}()
 	}
 	for i := 0; i < res.NumChunks(); i++ {
 		if !w.write(res.Chunk(i)) {
@@ -486,7 +493,7 @@ func (w *worker) stream(p []byte) error {
 	w.frame = strconv.AppendInt(w.frame[:0], int64(len(p)), 16)
 	w.frame = append(w.frame, "\r\n"...)
 	bufs := net.Buffers{w.frame, p, crlf}
-	if _, err := bufs.WriteTo(ex.Conn); err != nil {
+	if _, err := bufs.WriteTo(ex.Conn.TCPConn); err != nil {
 		ex.Aborted = true
 		return err
 	}
