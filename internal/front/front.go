@@ -84,11 +84,11 @@ type Handler struct {
 // connKey keys a connection's connInfo in its requests' contexts.
 type connKey struct{}
 
-// connInfo is what a worker needs of the connection beyond net/http's
-// view: its local address, formatted once, and the plain TCP connection
-// itself for streamed HTTP/1.1 body frames; and, for a connection given
-// back after parking, the retry its first request is. An HTTP/2
-// connection's streams share it, reading only.
+// connInfo is what the front and a worker need of the connection beyond
+// net/http's view: its local address, formatted once, and the plain TCP
+// connection, for writes past net/http (see wsgi.DirectConn); and, for a
+// connection given back after parking, the retry its first request is.
+// An HTTP/2 connection's streams share it, reading only.
 type connInfo struct {
 	local string
 	tcp   *wsgi.DirectConn
