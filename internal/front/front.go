@@ -329,7 +329,9 @@ func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, conn *conn
 func (h *Handler) finish(ex *wsgi.Exchange, refresh *cache.Refresh, start time.Time) {
 	status, written := ex.Status, ex.Written
 	if k := ex.HandOff.Kind; k == wsgi.SendFile || k == wsgi.AccelRedirect {
+		ex.Conn.Gather() // the file is written whole, as in serve
 		sent, err := h.Static.ServeHandOff(ex.W, ex.R, ex.HandOff.Target, k == wsgi.AccelRedirect)
+		ex.Conn.Release()
 		if err != nil {
 			h.Log.Error("app's file hand-off refused", "err", err, "method", ex.R.Method, "uri", ex.R.RequestURI)
 		}
