@@ -5,6 +5,8 @@
   /gen                   body from a generator (no Content-Length)
   /content-length        generator, but the app sets Content-Length
   /write                 start_response's write(), then the iterable
+  /chunks?n=N&k=K        body from a list of K chunks of N bytes; byte i of
+                           chunk j is (i + j) % 251
   /stream?token=T        yields "first", waits for /release?token=T, yields more
   /release?token=T       lets /stream?token=T go on
   /closing?token=T&mode= iterable with close(); mode is
@@ -86,6 +88,10 @@ def application(environ, start_response):
     if path == "/content-length":
         start_response("200 OK", ctype + [("Content-Length", "6")])
         return (c for c in [b"abc", b"def"])
+    if path == "/chunks":
+        n, k = int(q["n"]), int(q["k"])
+        start_response("200 OK", ctype)
+        return [bytes((i + j) % 251 for i in range(n)) for j in range(k)]
     if path == "/write":
         write = start_response("200 OK", ctype)
         write(b"first ")

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -97,6 +99,49 @@ func TestResponse(t *testing.T) {
 				if g, h2 := getResp.Header.Get(h), headResp.Header.Get(h); g != h2 {
 					t.Errorf("HEAD %s: %s = %q, GET has %q", path, h, h2, g)
 				}
+			}
+		}
+	})
+
+	// Bodies larger than net/http's 4 KiB buffer go out with their headers
+	// in one writev (wsgi.DirectConn): pipelined on one connection, every
+	// response, large, small and HEAD, arrives whole and in order.
+	t.Run("whole bodies, pipelined", func(t *testing.T) {
+		t.Parallel()
+		chunks := func(n, k int) []byte {
+			var b []byte
+			for j := range k {
+				for i := range n {
+					b = append(b, byte((i+j)%251))
+				}
+			}
+			return b
+		}
+		requests := []struct {
+			method, path string
+			body         []byte
+		}{
+			{"GET", "/chunks?n=100000&k=1", chunks(100000, 1)},
+			{"GET", "/single", []byte("single chunk")},
+			{"HEAD", "/chunks?n=5000&k=1", nil},
+			{"GET", "/chunks?n=4000&k=1", chunks(4000, 1)}, // about net/http's buffer
+			{"GET", "/chunks?n=3000&k=5", chunks(3000, 5)},
+			{"GET", "/chunks?n=70000&k=2", chunks(70000, 2)},
+		}
+		rc := dialRaw(t, s)
+		var all strings.Builder
+		for _, req := range requests {
+			all.WriteString(req.method + " " + req.path + " HTTP/1.1\r\nHost: " + s.Addr + "\r\n\r\n")
+		}
+		rc.send(all.String())
+		for _, req := range requests {
+			r := rc.mustResponse(req.method)
+			wantStatus(t, r, 200)
+			if !bytes.Equal(r.Body, req.body) {
+				t.Errorf("%s %s: body of %d bytes, want %d (or other bytes)", req.method, req.path, len(r.Body), len(req.body))
+			}
+			if req.method == "GET" && r.Header.Get("Content-Length") != strconv.Itoa(len(req.body)) {
+				t.Errorf("%s %s: Content-Length = %q, want %d", req.method, req.path, r.Header.Get("Content-Length"), len(req.body))
 			}
 		}
 	})
