@@ -595,15 +595,7 @@ func TestCacheMethods(t *testing.T) {
 		wantFresh(t, "GET", getResp, 1)
 
 		// Over a raw connection, to see that no body follows the headers.
-		raw := rawExchange(t, s, "HEAD "+target+" HTTP/1.1\r\nHost: "+s.Addr+"\r\nConnection: close\r\n\r\n")
-		head, rest, found := strings.Cut(string(raw), "\r\n\r\n")
-		if !found {
-			t.Fatalf("HEAD: no end of headers in %q", raw)
-		}
-		if rest != "" {
-			t.Errorf("HEAD answer carries a body: %.200q", rest)
-		}
-		headResp := parseRaw(t, []byte(head+"\r\n\r\n"), "HEAD")
+		headResp := rawHead(t, s, target)
 		wantStatus(t, headResp, 200)
 		if _, ok := ageOf(headResp); !ok {
 			t.Errorf("HEAD from the cache has no valid Age header: %q", headResp.Header.Values("Age"))

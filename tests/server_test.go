@@ -638,6 +638,21 @@ func (rc *rawConn) statusLine() []byte {
 	return []byte(line)
 }
 
+// rawHead sends "HEAD target" on a new connection, fails the test if
+// anything follows the headers, and returns the parsed answer.
+func rawHead(t testing.TB, s *server, target string) *response {
+	t.Helper()
+	raw := rawExchange(t, s, "HEAD "+target+" HTTP/1.1\r\nHost: "+s.Addr+"\r\nConnection: close\r\n\r\n")
+	head, rest, found := strings.Cut(string(raw), "\r\n\r\n")
+	if !found {
+		t.Fatalf("HEAD %s: no end of headers in %.300q", target, raw)
+	}
+	if rest != "" {
+		t.Errorf("HEAD %s sent a body: %.200q", target, rest)
+	}
+	return parseRaw(t, []byte(head+"\r\n\r\n"), "HEAD")
+}
+
 // rawExchange sends a complete request on a new connection and returns
 // everything the server sends until it closes the connection.
 func rawExchange(t testing.TB, s *server, req string) []byte {

@@ -103,14 +103,23 @@ func wantFile(t testing.TB, what string, r *response, want []byte) {
 	}
 }
 
-// storageModes are the two ways the server sends a static file: small
-// ones from memory (the default), or every one from disk.
-var storageModes = []struct {
-	name string
-	args []string
-}{
-	{"memory", nil},
-	{"disk", []string{"--static-memory", "0"}},
+// inStorageModes runs test, in parallel subtests, in the two ways the
+// server sends a static file: small ones from memory (the default), and
+// every one from disk; args are the flags that choose the way.
+func inStorageModes(t *testing.T, test func(t *testing.T, args []string)) {
+	t.Parallel()
+	for _, mode := range []struct {
+		name string
+		args []string
+	}{
+		{"memory", nil},
+		{"disk", []string{"--static-memory", "0"}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, mode.args)
+		})
+	}
 }
 
 // wantApp checks that r is staticapp's answer for path: the request fell
@@ -122,15 +131,7 @@ func wantApp(t testing.TB, path string, r *response) {
 	}
 }
 
-func TestStaticServing(t *testing.T) {
-	t.Parallel()
-	for _, mode := range storageModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			testStaticServing(t, mode.args)
-		})
-	}
-}
+func TestStaticServing(t *testing.T) { inStorageModes(t, testStaticServing) }
 
 func testStaticServing(t *testing.T, args []string) {
 	dir := filepath.Join(t.TempDir(), "public")
@@ -314,15 +315,7 @@ func testStaticServing(t *testing.T, args []string) {
 
 	t.Run("HEAD", func(t *testing.T) {
 		t.Parallel()
-		raw := rawExchange(t, s, "HEAD /static/data.bin HTTP/1.1\r\nHost: "+s.Addr+"\r\nConnection: close\r\n\r\n")
-		head, rest, found := strings.Cut(string(raw), "\r\n\r\n")
-		if !found {
-			t.Fatalf("HEAD: no end of headers in %.300q", raw)
-		}
-		if rest != "" {
-			t.Errorf("HEAD sent a body: %.200q", rest)
-		}
-		r := parseRaw(t, []byte(head+"\r\n\r\n"), "HEAD")
+		r := rawHead(t, s, "/static/data.bin")
 		wantStatus(t, r, 200)
 		if got, want := r.Header.Get("Content-Length"), strconv.Itoa(len(files["data.bin"])); got != want {
 			t.Errorf("HEAD: Content-Length = %q, want %q", got, want)
@@ -380,15 +373,7 @@ func TestStaticPrefixes(t *testing.T) {
 	}
 }
 
-func TestStaticPrecompressed(t *testing.T) {
-	t.Parallel()
-	for _, mode := range storageModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			testStaticPrecompressed(t, mode.args)
-		})
-	}
-}
+func TestStaticPrecompressed(t *testing.T) { inStorageModes(t, testStaticPrecompressed) }
 
 func testStaticPrecompressed(t *testing.T, args []string) {
 	dir := t.TempDir()
