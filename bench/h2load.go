@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -105,8 +105,7 @@ func (c *config) measureH2() ([]h2Result, error) {
 	}
 	out := make([]h2Result, len(h2Runs))
 	for i, rs := range rounds {
-		sort.Slice(rs, func(a, b int) bool { return rs[a].ReqPerSec < rs[b].ReqPerSec })
-		out[i] = rs[(len(rs)-1)/2]
+		out[i] = lowerMedian(rs, func(a, b h2Result) int { return cmp.Compare(a.ReqPerSec, b.ReqPerSec) })
 		for _, r := range rs {
 			if r.Err != nil {
 				out[i] = r

@@ -25,13 +25,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,7 +100,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.out, "out", "-", "write the Markdown report to this file (- for stdout)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds)")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "length of the wrk warm-up before each measured run (0 for none)")
-	fs.IntVar(&c.repeat, "repeat", 1, "measured wrk runs per server and workload, taken in rounds over all servers so that a drift in the machine's speed touches every server alike; the median by req/s is reported")
+	fs.IntVar(&c.repeat, "repeat", 1, "measured wrk runs per server and workload, taken in rounds over all servers so that a drift in the machine's speed touches every server alike; the median by req/s is reported, and each target takes the median of its per-round ratios")
 	fs.BoolVar(&c.quick, "quick", false, "smoke run: -duration 2s -warmup 1s -mem-requests 10000,100000 unless given")
 	fs.StringVar(&only, "only", "", "comma-separated workloads to run, and/or \"memory\" and \"h2\" (default all): "+strings.Join(workloadNames(), ","))
 	fs.StringVar(&srv, "servers", "", "comma-separated servers to run (default all): "+strings.Join(serverNames(), ","))
@@ -267,6 +268,21 @@ type result struct {
 	// Fair is the polite client's figures (fairness workloads only; Wrk
 	// is then the flood's).
 	Fair *fairResult
+	// Rounds holds every round's run, in round order, on the result run
+	// reports (the median, which is one of them). The machine's speed
+	// drifts between rounds, so the targets compare wsgo with a peer
+	// round by round, where the two ran seconds apart (see pairedRatio),
+	// rather than by medians that may come from different rounds. A result
+	// without Rounds is its own only round (see rounds).
+	Rounds []result
+}
+
+// rounds is every round's run of r.
+func (r *result) rounds() []result {
+	if len(r.Rounds) == 0 {
+		return []result{*r}
+	}
+	return r.Rounds
 }
 
 // report gathers everything BENCHMARKS.md shows.
@@ -337,6 +353,7 @@ func run(c *config) (int, error) {
 	}
 	for i, j := range jobs {
 		r := median(rounds[i])
+		r.Rounds = rounds[i]
 		if r.Err != nil {
 			failed++
 		}
@@ -457,13 +474,21 @@ func median(results []result) result {
 			return r
 		}
 	}
-	sorted := append([]result(nil), results...)
-	sort.Slice(sorted, func(i, j int) bool {
-		if sorted[i].Fair != nil && sorted[j].Fair != nil {
-			return sorted[i].Fair.Flood.P99 > sorted[j].Fair.Flood.P99
+	return lowerMedian(results, func(a, b result) int {
+		if a.Fair != nil && b.Fair != nil {
+			return cmp.Compare(b.Fair.Flood.P99, a.Fair.Flood.P99)
 		}
-		return sorted[i].Wrk.ReqPerSec < sorted[j].Wrk.ReqPerSec
+		return cmp.Compare(a.Wrk.ReqPerSec, b.Wrk.ReqPerSec)
 	})
+}
+
+// lowerMedian is the middle of xs, which must not be empty, in the order
+// compare gives, worse first; for an even count it is the lower (worse) of
+// the middle two, so that a figure from few rounds errs against the
+// server measured. xs is left as it is.
+func lowerMedian[T any](xs []T, compare func(a, b T) int) T {
+	sorted := slices.Clone(xs)
+	slices.SortStableFunc(sorted, compare)
 	return sorted[(len(sorted)-1)/2]
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,6 +101,9 @@ func (c *config) render(rep *report) string {
 	p("- Each server is started afresh for each workload on a free port of 127.0.0.1, one response is checked (status, framing, body) with Go's HTTP client, wrk warms it up for %s, the check is repeated (so that whatever the warm-up left queued has drained), then wrk measures it for %s%s; then it gets SIGTERM (SIGKILL after %s).\n",
 		c.warmup, c.duration, repeatText(c.repeat), c.stopWait)
 	p("- req/s and p99 are wrk's (`--latency`); \"errors\" counts non-2xx responses and socket errors (a response slower than %s is a timeout). \"wsgo ÷ server\" is wsgo's req/s over that server's.\n", c.wrkTimeout)
+	if c.repeat > 1 {
+		p("- A target's ratio is not the ratio of the two medians but the median of its per-round ratios (for an even count the lower of the middle two): in each round wsgo's req/s over the peer's from the same round. Within a round a workload's servers run one after the other, seconds apart, but this machine's speed drifts by as much as a fifth over minutes, between rounds, and two medians may come from different rounds; a ratio within one round leaves the drift out (cached against wsgo's own hello pairs runs of two workloads, further apart but still in one round). Where the bar is the best of several peers, the best is the one with the highest median req/s.\n")
+	}
 	p("- The Python servers run Debian's %s; PYTHON* environment variables are removed from their environment.\n", c.python)
 	p("- wrk requests `/` unless a workload names another path (static50k). Not every server runs every workload: a Go floor runs only the workload it stands in for, and static50k and cached run only on the servers listed under Servers.\n")
 	p("\n## Servers\n\n| server | command (workload `hello`, or the only one it runs) | access logging |\n|---|---|---|\n")
@@ -316,8 +320,17 @@ func (c *config) judge(rep *report, t target) (desc, measured, verdict string) {
 	case w.Err != nil:
 		return desc, "wsgo failed", "FAIL"
 	}
-	ratio := w.Wrk.ReqPerSec / best.Wrk.ReqPerSec
-	measured = fmt.Sprintf("%.0f vs %.0f (%s) req/s = %.2f×", w.Wrk.ReqPerSec, best.Wrk.ReqPerSec, best.Server.label(pw)+on, ratio)
+	ratio, each := pairedRatio(w.rounds(), best.rounds())
+	measured = fmt.Sprintf("%.0f vs %.0f (%s) req/s", w.Wrk.ReqPerSec, best.Wrk.ReqPerSec, best.Server.label(pw)+on)
+	if len(each) == 1 {
+		measured += fmt.Sprintf(" = %.2f×", ratio)
+	} else {
+		var parts []string
+		for _, r := range each {
+			parts = append(parts, fmt.Sprintf("%.2f", r))
+		}
+		measured += fmt.Sprintf("; per-round ratios %s, median %.2f×", strings.Join(parts, ", "), ratio)
+	}
 	switch {
 	case w.Wrk.errors() > 0:
 		return desc, measured + "; wsgo had errors: " + w.Wrk.errorText(), "FAIL"
@@ -330,11 +343,27 @@ func (c *config) judge(rep *report, t target) (desc, measured, verdict string) {
 	}
 }
 
+// pairedRatio is the median (the lower of the middle two for an even count)
+// of wsgo's req/s over the peer's in each round, with the ratios in round
+// order. Within a round a workload's servers run one after the other,
+// seconds apart, while the machine's speed drifts by as much as a fifth
+// over minutes, between rounds; the ratio of two medians, which may come
+// from different rounds, would carry that drift, a ratio within a round
+// hardly any (cached against wsgo's hello pairs runs further apart, but
+// still of one round). run gives every job one run per round, so the two
+// lists are as long as each other.
+func pairedRatio(wsgo, peer []result) (ratio float64, each []float64) {
+	for k := range min(len(wsgo), len(peer)) {
+		each = append(each, wsgo[k].Wrk.ReqPerSec/peer[k].Wrk.ReqPerSec)
+	}
+	return lowerMedian(each, cmp.Compare[float64]), each
+}
+
 func repeatText(n int) string {
 	if n == 1 {
 		return ""
 	}
-	return fmt.Sprintf("; this is done %d times, in rounds that go through every server and workload before the next round starts (so that a drift in the machine's speed touches every server alike), and the median run by req/s is reported", n)
+	return fmt.Sprintf("; this is done %d times, in rounds that go through every server and workload before the next round starts (so that a drift in the machine's speed touches every server alike), and the results show the median run by req/s", n)
 }
 
 // busy reports whether a /proc/loadavg triple shows a 1-minute load of 1 or
