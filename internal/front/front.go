@@ -1,4 +1,5 @@
-// Package front is wsgo's HTTP side: the net/http server, what is answered
+// Package front is wsgo's HTTP side: the HTTP servers (package http1 for
+// plain HTTP/1.x, net/http for TLS and HTTP/2), what is answered
 // without Python (static files, cache hits), the checks a request must pass
 // before it may cost a Python worker anything, buffering the start of its
 // body, and the access log line once it is answered.
@@ -26,6 +27,7 @@ import (
 	"wsgo/internal/accesslog"
 	"wsgo/internal/cache"
 	"wsgo/internal/clients"
+	"wsgo/internal/http1"
 	"wsgo/internal/metrics"
 	"wsgo/internal/parking"
 	"wsgo/internal/scheduler"
@@ -85,21 +87,22 @@ type Handler struct {
 type connKey struct{}
 
 // connInfo is what the front and a worker need of the connection beyond
-// net/http's view: its local address, formatted once, and the plain TCP
-// connection, for writes past net/http (see wsgi.DirectConn); and, for a
-// connection given back after parking, the retry its first request is.
-// An HTTP/2 connection's streams share it, reading only.
+// the request: its local address, formatted once, and, for a connection
+// given back after parking, the retry its first request is. An HTTP/2
+// connection's streams share it, reading only.
 type connInfo struct {
 	local string
-	tcp   *wsgi.DirectConn
 	retry *retry
 }
 
-// Server is the HTTP server of a worker process.
+// Server is the HTTP server of a worker process: wsgo's own HTTP/1.x
+// server (package http1) for plain TCP connections, net/http's for TLS and
+// HTTP/2.
 type Server struct {
 	http    *http.Server
+	http1   *http1.Server
 	handler *Handler
-	conns   atomic.Int64 // open connections
+	conns   atomic.Int64 // connections open in net/http's server
 }
 
 // NewServer returns a Server for h with wsgo's time limits. Each
@@ -114,20 +117,9 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 		MaxHeaderBytes:    MaxHeaderBytes,
 		// HTTP/2's own default frame size, rather than net/http's 1 MiB:
 		// a peer's larger frame is a FRAME_SIZE_ERROR, as h2spec expects.
-		HTTP2:    &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
-		ErrorLog: slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			info := &connInfo{local: c.LocalAddr().String()}
-			switch c := c.(type) {
-			case *wsgi.DirectConn:
-				info.tcp = c
-			case *returnedConn:
-				info.tcp, info.retry = c.tcp, c.retry
-			case *returnedTLSConn:
-				info.retry = c.retry
-			}
-			return context.WithValue(ctx, connKey{}, info)
-		},
+		HTTP2:       &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
+		ErrorLog:    slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
+		ConnContext: withConnInfo,
 		ConnState: func(_ net.Conn, state http.ConnState) {
 			switch state {
 			case http.StateNew:
@@ -137,7 +129,29 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 			}
 		},
 	}
+	s.http1 = &http1.Server{
+		Handler:        h,
+		HeaderTimeout:  headerTimeout,
+		IdleTimeout:    idleTimeout,
+		WriteTimeout:   writeTimeout,
+		MaxHeaderBytes: MaxHeaderBytes,
+		ConnContext:    withConnInfo,
+		ErrorLog:       errorLog,
+	}
 	return s
+}
+
+// withConnInfo is both servers' ConnContext: it attaches what the front
+// needs of connection c to its requests' context.
+func withConnInfo(ctx context.Context, c net.Conn) context.Context {
+	info := &connInfo{local: c.LocalAddr().String()}
+	switch c := c.(type) {
+	case *returnedConn:
+		info.retry = c.retry
+	case *returnedTLSConn:
+		info.retry = c.retry
+	}
+	return context.WithValue(ctx, connKey{}, info)
 }
 
 // Listeners are the sockets a Server serves.
@@ -169,7 +183,10 @@ func (s *Server) Serve(l Listeners) error {
 	protocols.SetUnencryptedHTTP2(l.H2C && l.HTTP != nil)
 	s.http.Protocols = &protocols
 	s.handler.h2c = protocols.UnencryptedHTTP2()
-	ln := newReturnListener(lns...)
+	if s.handler.h2c {
+		s.http1.H2C = s.handler.toHTTP2
+	}
+	ln := newReturnListener(s.http1.ServeConn, lns...)
 	s.handler.listener.Store(ln)
 	if s.handler.draining.Load() {
 		ln.Close() // Drain came first (Serve runs on a goroutine of its own)
@@ -202,18 +219,20 @@ func (s *Server) Drain(ctx context.Context) error {
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
 wait:
-	for s.conns.Load() > 0 {
+	for s.conns.Load()+int64(s.http1.Open()) > 0 {
 		select {
 		case <-grace.C:
 			break wait
 		case <-poll.C:
 		}
 	}
+	http1Done := make(chan error, 1)
+	go func() { http1Done <- s.http1.Shutdown(ctx) }()
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, net.ErrClosed) {
 		err = nil // the listener we closed above, closed again
 	}
-	return err
+	return errors.Join(err, <-http1Done)
 }
 
 // ServeHTTP answers a request from a static file or the cache when it can,
@@ -229,16 +248,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.retry = nil // only the connection's first request is the retry
 	}
 	h.serve(w, r, conn, retry, start)
-}
-
-// direct returns r's connection for writing past net/http, or nil: only
-// HTTP/1.x on plain TCP, since HTTP/2's frames are net/http's to write
-// (h2c runs on plain TCP too).
-func (c *connInfo) direct(r *http.Request) *wsgi.DirectConn {
-	if r.ProtoMajor != 1 {
-		return nil
-	}
-	return c.tcp
 }
 
 // connOf returns what the front knows of r's connection.
@@ -268,15 +277,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, conn *connInfo, 
 		h.refuseBlocked(w, r, delay)
 		return
 	}
-	// Files and cache hits are written here, whole: their headers and
-	// body leave in one writev(2). (A failed write shows on net/http's
-	// next one.)
-	direct := conn.direct(r)
+	// Files and cache hits are answered here.
 	if retry == nil {
-		direct.Gather()
-		sent, ok := h.Static.Serve(w, r)
-		direct.Release()
-		if ok {
+		if sent, ok := h.Static.Serve(w, r); ok {
 			h.log(r, sent.Status, sent.Written, -1, start)
 			return
 		}
@@ -284,11 +287,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, conn *connInfo, 
 	var refresh *cache.Refresh
 	cacheable := retry == nil && h.Cache != nil && cache.Cacheable(r)
 	if cacheable {
-		direct.Gather()
 		var hit bool
-		refresh, hit = h.fromCache(w, r, start)
-		direct.Release()
-		if hit {
+		if refresh, hit = h.fromCache(w, r, start); hit {
 			return
 		}
 	}
@@ -318,7 +318,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, conn *connInfo, 
 // newExchange prepares r, from client on conn, for the app; queued is
 // when it enters the queue.
 func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, conn *connInfo, client *clients.Client, queued time.Time) *wsgi.Exchange {
-	ex := wsgi.NewExchange(w, r, conn.local, conn.direct(r), queued)
+	ex := wsgi.NewExchange(w, r, conn.local, queued)
 	ex.Client, ex.Base = client, clients.BaseOf(r, client)
 	return ex
 }
@@ -329,9 +329,7 @@ func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, conn *conn
 func (h *Handler) finish(ex *wsgi.Exchange, refresh *cache.Refresh, start time.Time) {
 	status, written := ex.Status, ex.Written
 	if k := ex.HandOff.Kind; k == wsgi.SendFile || k == wsgi.AccelRedirect {
-		ex.Conn.Gather() // the file is written whole, as in serve
 		sent, err := h.Static.ServeHandOff(ex.W, ex.R, ex.HandOff.Target, k == wsgi.AccelRedirect)
-		ex.Conn.Release()
 		if err != nil {
 			h.Log.Error("app's file hand-off refused", "err", err, "method", ex.R.Method, "uri", ex.R.RequestURI)
 		}
@@ -431,7 +429,7 @@ func (h *Handler) refreshInBackground(r *http.Request, refresh *cache.Refresh) {
 	if bg.Method == http.MethodHead {
 		bg.Method = http.MethodGet
 	}
-	ex := wsgi.NewExchange(&discardWriter{header: http.Header{}}, bg, connOf(r).local, nil, now)
+	ex := wsgi.NewExchange(&discardWriter{header: http.Header{}}, bg, connOf(r).local, now)
 	ex.Base = clients.BasePriority
 	ex.Record = h.Cache.Storable
 	h.dispatch(ex)

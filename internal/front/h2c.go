@@ -10,16 +10,17 @@ import (
 	"strings"
 	"time"
 
-	"wsgo/internal/wsgi"
+	"wsgo/internal/http1"
 )
 
 // Cleartext HTTP/2 (--h2c). With prior knowledge, a client opens with
-// HTTP/2's preface, which net/http recognises itself (Protocols'
-// UnencryptedHTTP2). net/http does not implement the other way in, RFC
+// HTTP/2's preface, which the HTTP/1 server recognises and passes to
+// net/http (Protocols' UnencryptedHTTP2). net/http does not implement the
+// other way in, RFC
 // 7540's "Upgrade: h2c" (which RFC 9113 has since deprecated), so the front
 // does, without a second HTTP/2 implementation: it answers 101, reads the
 // client's preface and first SETTINGS frame, and gives the connection back
-// to the server (as parking does) to read first that preface, then the
+// (as parking does) to be read first that preface, then the
 // upgraded request re-encoded as a HEADERS frame on stream 1, where RFC
 // 7540 puts its response, then whatever else the client sent. net/http
 // then serves it as any HTTP/2 connection: its limits, graceful shutdown
@@ -27,9 +28,6 @@ import (
 //
 // Only requests without a body are upgraded; the RFC lets a server ignore
 // the Upgrade header, and one with a body is served over HTTP/1.1.
-
-// clientPreface opens every HTTP/2 connection from the client.
-const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // HTTP/2 frame types, flags and limits used here (RFC 9113 section 6).
 const (
@@ -55,7 +53,6 @@ func (h *Handler) upgradeH2C(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	tcp, _ := conn.(*wsgi.DirectConn)
 	_ = conn.SetDeadline(time.Now().Add(headerTimeout))
 	_, err = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
 	var first []byte
@@ -72,7 +69,7 @@ func (h *Handler) upgradeH2C(w http.ResponseWriter, r *http.Request) bool {
 		rest, _ := buffered.Reader.Peek(n)
 		first = append(first, rest...)
 	}
-	if !h.returnConn(conn, tcp, first, nil) {
+	if !h.returnConn(conn, first, nil) {
 		conn.Close()
 	}
 	return true
@@ -112,13 +109,13 @@ func hasToken(values []string, token string) bool {
 // readPreface reads the client's connection preface and the SETTINGS frame
 // that must follow it, and returns them.
 func readPreface(r *bufio.Reader) ([]byte, error) {
-	buf := make([]byte, len(clientPreface)+frameHeaderLen)
+	buf := make([]byte, len(http1.ClientPreface)+frameHeaderLen)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
-	head := buf[len(clientPreface):]
+	head := buf[len(http1.ClientPreface):]
 	length := int(head[0])<<16 | int(head[1])<<8 | int(head[2])
-	if string(buf[:len(clientPreface)]) != clientPreface || head[3] != frameSettings || length > maxFrameSize {
+	if string(buf[:len(http1.ClientPreface)]) != http1.ClientPreface || head[3] != frameSettings || length > maxFrameSize {
 		return nil, errBadPreface
 	}
 	buf = append(buf, make([]byte, length)...)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"wsgo/internal/parking"
@@ -16,9 +17,9 @@ import (
 )
 
 // A parked request must cost next to nothing, since long-polling clients
-// come in thousands. So the front takes its connection away from net/http
-// (which would keep a goroutine, its stack and 10 KB of buffers per
-// connection) and keeps only the socket, the request's bytes for a retry,
+// come in thousands. So the front takes its connection away from the
+// HTTP/1 server (which would keep a goroutine, its stack and 8 KB of
+// buffers per connection) and keeps only the socket, the request's bytes for a retry,
 // and a timer. When the request wakes, the answer is written to the socket
 // (or, for a retry, the request is replayed) and the connection is handed
 // back to the server through its listener, as if newly accepted, so that
@@ -33,7 +34,6 @@ import (
 type parkedRequest struct {
 	h      *Handler
 	conn   net.Conn
-	tcp    *wsgi.DirectConn
 	r      *http.Request // for the access log line, and whether to keep alive
 	start  time.Time
 	replay []byte // the request again, for a retry
@@ -58,7 +58,7 @@ func (h *Handler) park(ex *wsgi.Exchange, peer string, start time.Time) {
 		timeout, action = parking.DefaultTimeout, parking.DefaultAction
 	}
 	channels := parking.Channels(ex.HandOff.Target)
-	w, more, tcp := ex.W, ex.BodyMore, ex.Conn
+	w, more := ex.W, ex.BodyMore
 	stream := r.ProtoMajor >= 2
 	var body, replay []byte
 	if stream {
@@ -89,7 +89,7 @@ func (h *Handler) park(ex *wsgi.Exchange, peer string, start time.Time) {
 		h.log(r, http.StatusInternalServerError, 0, -1, start)
 		return
 	}
-	p := &parkedRequest{h: h, conn: conn, tcp: tcp, r: r, start: start, replay: replay, action: action}
+	p := &parkedRequest{h: h, conn: conn, r: r, start: start, replay: replay, action: action}
 	if n := buffered.Reader.Buffered(); n > 0 {
 		p.pending, _ = buffered.Reader.Peek(n)
 		p.pending = bytes.Clone(p.pending)
@@ -171,7 +171,7 @@ func (h *Handler) endParking(a parkedAnswer, r *http.Request, start time.Time, w
 }
 
 func (p *parkedRequest) retry(arg string) bool {
-	return p.h.returnConn(p.conn, p.tcp, append(p.replay, p.pending...), &retry{arg: arg})
+	return p.h.returnConn(p.conn, append(p.replay, p.pending...), &retry{arg: arg})
 }
 
 func (p *parkedRequest) drop() { p.conn.Close() }
@@ -195,7 +195,7 @@ func (p *parkedRequest) reply(status int, body string) {
 	_ = p.conn.SetWriteDeadline(time.Now().Add(answerTimeout))
 	_, err := io.WriteString(p.conn, head+"\r\n"+body)
 	_ = p.conn.SetWriteDeadline(time.Time{})
-	if err != nil || !keepAlive || !h.returnConn(p.conn, p.tcp, p.pending, nil) {
+	if err != nil || !keepAlive || !h.returnConn(p.conn, p.pending, nil) {
 		p.conn.Close()
 	}
 }
@@ -295,7 +295,6 @@ type retry struct{ arg string }
 // and whatever the client had sent after it).
 type returnedConn struct {
 	net.Conn
-	tcp   *wsgi.DirectConn
 	retry *retry
 	first []byte
 }
@@ -309,12 +308,21 @@ func (c *returnedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// ReadFrom keeps sendfile(2) for static files sent on the connection.
+// ReadFrom keeps sendfile(2) for files sent on the connection.
 func (c *returnedConn) ReadFrom(r io.Reader) (int64, error) {
-	if c.tcp != nil {
-		return c.tcp.ReadFrom(r)
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
 	}
 	return io.Copy(c.Conn, r)
+}
+
+// SyscallConn gives the socket under the wrapper, for http1's look at it
+// (PeerClosed).
+func (c *returnedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }
 
 // returnedTLSConn is a returnedConn whose connection is TLS: net/http
@@ -329,22 +337,34 @@ func (c *returnedTLSConn) ConnectionState() tls.ConnectionState { return c.tls.C
 
 // returnConn hands conn back to the server, to read first from next. It
 // reports false when the server no longer accepts connections.
-func (h *Handler) returnConn(conn net.Conn, tcp *wsgi.DirectConn, next []byte, rt *retry) bool {
+func (h *Handler) returnConn(conn net.Conn, next []byte, rt *retry) bool {
 	ln := h.listener.Load()
 	if ln == nil {
 		return false
 	}
-	rc := &returnedConn{Conn: conn, tcp: tcp, retry: rt, first: next}
+	rc := &returnedConn{Conn: conn, retry: rt, first: next}
 	if tc, ok := conn.(*tls.Conn); ok {
 		return ln.give(&returnedTLSConn{returnedConn: rc, tls: tc})
 	}
-	return ln.give(rc)
+	return ln.serveHTTP1(rc)
+}
+
+// toHTTP2 gives net/http a plain connection that opened with HTTP/2's
+// preface (with the bytes read from it so far), for cleartext HTTP/2.
+func (h *Handler) toHTTP2(conn net.Conn, preread []byte) {
+	rc := &returnedConn{Conn: conn, first: preread}
+	if ln := h.listener.Load(); ln == nil || !ln.give(rc) {
+		conn.Close()
+	}
 }
 
 // returnListener is the server's listeners, merged, with a way in for
-// connections given back after parking or an h2c upgrade.
+// connections given back after parking or an h2c upgrade. It is net/http's
+// listener, but takes only TLS and HTTP/2 connections to it: plain ones go
+// to http1.
 type returnListener struct {
 	listeners []net.Listener
+	http1     func(net.Conn) // serves a plain connection until it ends
 	accepted  chan acceptResult
 	returned  chan net.Conn
 	done      chan struct{}
@@ -356,21 +376,25 @@ type acceptResult struct {
 	err  error
 }
 
-func newReturnListener(lns ...net.Listener) *returnListener {
-	l := &returnListener{listeners: lns, accepted: make(chan acceptResult), returned: make(chan net.Conn),
-		done: make(chan struct{})}
+func newReturnListener(http1 func(net.Conn), lns ...net.Listener) *returnListener {
+	l := &returnListener{listeners: lns, http1: http1, accepted: make(chan acceptResult),
+		returned: make(chan net.Conn), done: make(chan struct{})}
 	for _, ln := range lns {
 		go l.acceptLoop(ln)
 	}
 	return l
 }
 
-// acceptLoop accepts connections on ln for Accept, until ln fails.
+// acceptLoop accepts connections on ln until ln fails: plain ones go to
+// http1, TLS ones and errors to Accept.
 func (l *returnListener) acceptLoop(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
-		if tcp, ok := c.(*net.TCPConn); ok {
-			c = wsgi.NewDirectConn(tcp) // TLS connections come wrapped already
+		if _, ok := c.(*net.TCPConn); ok {
+			if !l.serveHTTP1(c) {
+				return
+			}
+			continue
 		}
 		select {
 		case l.accepted <- acceptResult{c, err}:
@@ -383,6 +407,19 @@ func (l *returnListener) acceptLoop(ln net.Listener) {
 		if err != nil && !isTemporary(err) {
 			return
 		}
+	}
+}
+
+// serveHTTP1 starts serving plain connection c, and reports false (having
+// closed it) once the listener is closed.
+func (l *returnListener) serveHTTP1(c net.Conn) bool {
+	select {
+	case <-l.done:
+		c.Close()
+		return false
+	default:
+		go l.http1(c)
+		return true
 	}
 }
 

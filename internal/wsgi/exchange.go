@@ -3,7 +3,7 @@
 // returns into an HTTP response, following PEP 3333.
 //
 // It sits between the scheduler (which hands it Exchanges) and the
-// net/http ResponseWriter (where responses go). It does not accept
+// http.ResponseWriter (where responses go). It does not accept
 // connections, choose which request runs next, or touch CPython directly:
 // those belong to the front, the scheduler and the python package.
 package wsgi
@@ -37,9 +37,6 @@ type Exchange struct {
 	BodyMore bool
 	// LocalAddr is the listener address the request came in on.
 	LocalAddr string
-	// Conn is the request's plain TCP connection on HTTP/1.x (nil
-	// otherwise), which the worker writes to past net/http (DirectConn).
-	Conn *DirectConn
 	// Queued is when the exchange was submitted.
 	Queued time.Time
 	// Client is who sent the request (nil for the server's own requests),
@@ -91,16 +88,15 @@ type Exchange struct {
 	bodyTooLarge bool
 	declared     int64 // Content-Length the app set, or -1
 	flusher      *http.ResponseController
-	direct       directState
 }
 
 var exchanges = sync.Pool{New: func() any { return &Exchange{done: make(chan struct{}, 1)} }}
 
-// NewExchange prepares an exchange for r, which came in on conn (nil when
-// it is not a plain TCP connection) at localAddr and is queued at now.
-func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, conn *DirectConn, now time.Time) *Exchange {
+// NewExchange prepares an exchange for r, which came in at localAddr and
+// is queued at now.
+func NewExchange(w http.ResponseWriter, r *http.Request, localAddr string, now time.Time) *Exchange {
 	ex := exchanges.Get().(*Exchange)
-	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Conn: conn, Queued: now, Worker: -1, done: ex.done}
+	*ex = Exchange{W: w, R: r, LocalAddr: localAddr, Queued: now, Worker: -1, done: ex.done}
 	return ex
 }
 
@@ -212,11 +208,34 @@ func (ex *Exchange) Refuse(status int) {
 const StatusClientClosed = 499
 
 // Abandon marks done, without an answer, an exchange whose client has
-// gone.
+// gone; the front drops its connection.
 func (ex *Exchange) Abandon() {
 	ex.Status = StatusClientClosed
+	ex.Aborted = true
 	ex.finish()
 }
+
+// probeAfter is how long a request must have waited in the queue before a
+// worker asks its connection whether the client is still there. Sooner,
+// the system call costs more than running the app for a client that left
+// in that moment would.
+const probeAfter = 10 * time.Millisecond
+
+// clientGone reports whether the client of a request a worker has just
+// taken from the queue has left. net/http tells by ending the request's
+// context; wsgo's HTTP/1 server does not watch the connection while a
+// request waits, so a request that waited long enough asks it.
+func (ex *Exchange) clientGone() bool {
+	if ex.R.Context().Err() != nil {
+		return true
+	}
+	prober, ok := ex.W.(peerProber)
+	return ok && ex.Taken.Sub(ex.Queued) >= probeAfter && prober.PeerClosed()
+}
+
+// peerProber is a ResponseWriter that can tell whether its client has
+// closed the connection (http1's).
+type peerProber interface{ PeerClosed() bool }
 
 // plainError sends a short text response for status.
 func (ex *Exchange) plainError(status int) {

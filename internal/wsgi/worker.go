@@ -3,7 +3,6 @@ package wsgi
 import (
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -20,7 +19,8 @@ import (
 )
 
 // inMemoryBody is how much body can be written to a ResponseWriter without
-// reaching the socket: net/http buffers the first 2 KiB of a response. Up
+// reaching the socket: both HTTP servers (http1 and net/http) hold the
+// first 2 KiB of a response back. Up
 // to this, a worker writes while keeping the GIL; beyond it, the write may
 // wait on a slow client, so the GIL is released first.
 const inMemoryBody = 2048
@@ -118,7 +118,7 @@ func (p *Pool) run(i int, ready *sync.WaitGroup) {
 			continue
 		}
 		switch {
-		case ex.R.Context().Err() != nil:
+		case ex.clientGone():
 			// The client hung up while the request waited: running the app
 			// for nobody would only delay the requests behind it.
 			ex.Abandon()
@@ -139,7 +139,6 @@ type worker struct {
 	log    *slog.Logger
 	pool   *Pool
 	ex     *Exchange // the request being served, nil between requests
-	frame  []byte    // a chunk's size line, reused
 	seq    uint64    // the number of the latest request
 	// What the housekeeper reads: the running request's number, when it
 	// started (0 between requests) and the request itself.
@@ -331,13 +330,6 @@ func (w *worker) sendChunks(res python.Result) {
 	}
 	if res.Total() > inMemoryBody {
 		w.thread.ReleaseGIL()
-		conn := w.ex.Conn
-		conn.Gather()
-		defer func() {
-			if conn.Release() != nil {
-				w.ex.Aborted = true
-			}
-		}()
 	}
 	for i := 0; i < res.NumChunks(); i++ {
 		if !w.write(res.Chunk(i)) {
@@ -408,7 +400,7 @@ func (w *worker) sendFile(res python.Result) {
 
 // copyFile copies length bytes at offset of the app's descriptor fd to the
 // client. The descriptor is duplicated so that closing ours leaves the
-// app's open; net/http turns the copy into sendfile(2).
+// app's open; the ResponseWriter turns the copy into sendfile(2).
 func (ex *Exchange) copyFile(fd int, offset, length int64) error {
 	dup, err := syscall.Dup(fd)
 	if err != nil {
@@ -447,62 +439,18 @@ func (w *worker) write(p []byte) bool {
 	return true
 }
 
-// directState says whether a response's chunks go straight to the socket.
-type directState uint8
-
-const (
-	directUndecided directState = iota
-	directOn
-	directOff
-)
-
 // stream sends p to the client at once: a chunk the app produced (or gave
-// to write()) that must not wait for the next. net/http would split a
-// chunk into about one write(2) per 4 KiB of its buffer, plus one for the
-// frame's end; so where net/http is framing the body as HTTP/1.1 chunks,
-// the frame (size, data, CRLF) is written to the connection itself, in one
-// writev(2), after net/http has flushed what it holds. net/http still ends
-// the body with its zero-length chunk, so the connection stays usable.
+// to write()) that must not wait for the next.
 func (w *worker) stream(p []byte) error {
-	ex := w.ex
-	if ex.direct == directUndecided {
-		ex.direct = directOff
-		r := ex.R
-		if ex.Conn != nil && ex.declared < 0 && r.ProtoAtLeast(1, 1) && r.Method != http.MethodHead &&
-			ex.Status != http.StatusNoContent && ex.Status != http.StatusNotModified {
-			if err := ex.flush(); err != nil {
-				ex.Aborted = true
-				return err
-			}
-			ex.direct = directOn
-		}
+	if !w.write(p) {
+		return io.ErrClosedPipe
 	}
-	if ex.direct == directOff {
-		if !w.write(p) {
-			return io.ErrClosedPipe
-		}
-		if err := ex.flush(); err != nil {
-			ex.Aborted = true
-			return err
-		}
-		return nil
-	}
-	if len(p) == 0 {
-		return nil
-	}
-	w.frame = strconv.AppendInt(w.frame[:0], int64(len(p)), 16)
-	w.frame = append(w.frame, "\r\n"...)
-	bufs := net.Buffers{w.frame, p, crlf}
-	if _, err := bufs.WriteTo(ex.Conn.TCPConn); err != nil {
-		ex.Aborted = true
+	if err := w.ex.flush(); err != nil {
+		w.ex.Aborted = true
 		return err
 	}
-	ex.Written += int64(len(p))
-	ex.record(p)
 	return nil
 }
-
-var crlf = []byte("\r\n")
 
 // flush pushes what has been written so far to the client.
 func (ex *Exchange) flush() error {
