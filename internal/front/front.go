@@ -189,9 +189,12 @@ func (s *Server) Serve(l Listeners) error {
 	ln := newReturnListener(s.http1.ServeConn, lns...)
 	s.handler.listener.Store(ln)
 	if s.handler.draining.Load() {
-		ln.Close() // Drain came first (Serve runs on a goroutine of its own)
+		// Drain came first (Serve runs on a goroutine of its own). Close
+		// waits for what was accepted to be taken by Serve, below.
+		go ln.Close()
 	}
 	err := s.http.Serve(ln)
+	ln.abandon()
 	if s.handler.draining.Load() {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -362,12 +363,22 @@ func (h *Handler) toHTTP2(conn net.Conn, preread []byte) {
 // connections given back after parking or an h2c upgrade. It is net/http's
 // listener, but takes only TLS and HTTP/2 connections to it: plain ones go
 // to http1.
+//
+// A connection it has accepted is always served, even when Close comes
+// right after: the supervisor's other processes share the listening
+// sockets, so a client whose connection this process accepted while
+// stopping would otherwise be dropped when another process could have
+// served it. So Close stops the accepting first and ends Accept only once
+// every accepted connection is handed on.
 type returnListener struct {
 	listeners []net.Listener
 	http1     func(net.Conn) // serves a plain connection until it ends
 	accepted  chan acceptResult
 	returned  chan net.Conn
-	done      chan struct{}
+	loops     sync.WaitGroup // the acceptLoops
+	closing   atomic.Bool    // Close has begun: listener errors are expected
+	done      chan struct{}  // Close is done: Accept ends
+	abandoned chan struct{}  // net/http's Serve has returned: nobody calls Accept
 	once      sync.Once
 }
 
@@ -378,7 +389,8 @@ type acceptResult struct {
 
 func newReturnListener(http1 func(net.Conn), lns ...net.Listener) *returnListener {
 	l := &returnListener{listeners: lns, http1: http1, accepted: make(chan acceptResult),
-		returned: make(chan net.Conn), done: make(chan struct{})}
+		returned: make(chan net.Conn), done: make(chan struct{}), abandoned: make(chan struct{})}
+	l.loops.Add(len(lns))
 	for _, ln := range lns {
 		go l.acceptLoop(ln)
 	}
@@ -388,17 +400,19 @@ func newReturnListener(http1 func(net.Conn), lns ...net.Listener) *returnListene
 // acceptLoop accepts connections on ln until ln fails: plain ones go to
 // http1, TLS ones and errors to Accept.
 func (l *returnListener) acceptLoop(ln net.Listener) {
+	defer l.loops.Done()
 	for {
 		c, err := ln.Accept()
+		if err != nil && l.closing.Load() {
+			return
+		}
 		if _, ok := c.(*net.TCPConn); ok {
-			if !l.serveHTTP1(c) {
-				return
-			}
+			go l.http1(c)
 			continue
 		}
 		select {
 		case l.accepted <- acceptResult{c, err}:
-		case <-l.done:
+		case <-l.abandoned:
 			if c != nil {
 				c.Close()
 			}
@@ -453,13 +467,21 @@ func (l *returnListener) give(c net.Conn) bool {
 // Addr is the first listener's address.
 func (l *returnListener) Addr() net.Addr { return l.listeners[0].Addr() }
 
+// Close stops accepting and, once what was accepted is handed on, ends
+// Accept.
 func (l *returnListener) Close() error {
 	var err error
 	l.once.Do(func() {
-		close(l.done)
+		l.closing.Store(true)
 		for _, ln := range l.listeners {
 			err = errors.Join(err, ln.Close())
 		}
+		l.loops.Wait()
+		close(l.done)
 	})
 	return err
 }
+
+// abandon tells the accept loops that net/http's Serve no longer takes
+// connections.
+func (l *returnListener) abandon() { close(l.abandoned) }
