@@ -81,8 +81,8 @@ func (h *Handler) upgradeH2C(w http.ResponseWriter, r *http.Request) bool {
 func wantsH2C(r *http.Request) bool {
 	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.TLS != nil ||
 		r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
-		!hasToken(r.Header["Upgrade"], "h2c") ||
-		!hasToken(r.Header["Connection"], "Upgrade") || !hasToken(r.Header["Connection"], "HTTP2-Settings") {
+		!http1.HasToken(r.Header["Upgrade"], "h2c") ||
+		!http1.HasToken(r.Header["Connection"], "Upgrade") || !http1.HasToken(r.Header["Connection"], "HTTP2-Settings") {
 		return false
 	}
 	settings := r.Header["Http2-Settings"]
@@ -91,19 +91,6 @@ func wantsH2C(r *http.Request) bool {
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(settings[0], "="))
 	return err == nil && len(payload)%6 == 0
-}
-
-// hasToken reports whether a comma-separated header list holds token
-// (any case).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // readPreface reads the client's connection preface and the SETTINGS frame

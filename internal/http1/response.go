@@ -49,7 +49,7 @@ func (w *response) WriteHeader(code int) {
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		w.c.out = appendStatusLine(w.c.out, code)
-		w.c.out = appendHeaders(w.c.out, w.header)
+		w.c.out = appendHeaders(w.c.out, w.header, nil)
 		w.c.out = append(w.c.out, "\r\n"...)
 		w.c.flush()
 		return
@@ -229,51 +229,64 @@ func (w *response) finish() error {
 
 // writeHeader puts the status line and headers in the output, and after
 // them the held body. done says the handler has returned, so that the
-// held body is the whole of it.
+// held body is the whole of it. The handler's header map is left as it
+// is (the front reads it afterwards, for the cache): the headers that
+// frame the response are the server's, written besides or instead.
 func (w *response) writeHeader(done bool) {
 	w.sentHeader = true
 	h, req := w.header, w.req
 	head := req.Method == http.MethodHead
 	allowed := bodyAllowed(w.status)
-	w.closeAfter = req.Close || w.c.s.stopping.Load() || hasToken(h["Connection"], "close")
+	w.closeAfter = req.Close || w.c.s.stopping.Load() || HasToken(h["Connection"], "close")
 	w.drainBody()
+	// What the server writes, and which of the handler's headers it
+	// leaves out for that.
+	var omitted [3]string
+	omit := append(omitted[:0], "Transfer-Encoding")
+	length, contentType, connection := "", "", ""
 	_, hasTE := h["Transfer-Encoding"]
-	delete(h, "Transfer-Encoding") // the framing is the server's
 	switch {
 	case w.status == http.StatusNotModified:
-		delete(h, "Content-Type")
+		omit = append(omit, "Content-Type")
 		fallthrough
 	case !allowed:
-		delete(h, "Content-Length")
+		omit = append(omit, "Content-Length")
 	case w.declared >= 0:
 	case done && !hasTE && (!head || len(w.pending) > 0):
 		w.declared = int64(len(w.pending))
-		h["Content-Length"] = []string{strconv.Itoa(len(w.pending))}
+		length = strconv.Itoa(len(w.pending))
 	case head:
 	case req.ProtoAtLeast(1, 1):
 		w.chunking = true
-		h["Transfer-Encoding"] = []string{"chunked"}
 	default:
 		w.closeAfter = true // HTTP/1.0: the body ends with the connection
 	}
 	if _, typed := h["Content-Type"]; !typed && allowed && len(w.pending) > 0 && h.Get("Content-Encoding") == "" {
-		h["Content-Type"] = []string{http.DetectContentType(w.pending)}
+		contentType = http.DetectContentType(w.pending)
 	}
 	if wants10KeepAlive(req) && !w.closeAfter && (head || w.declared >= 0 || !allowed) {
 		if _, set := h["Connection"]; !set {
-			h["Connection"] = []string{"keep-alive"}
+			connection = "keep-alive"
 		}
 	} else if w.closeAfter && req.ProtoAtLeast(1, 1) {
-		h["Connection"] = []string{"close"}
+		omit = append(omit, "Connection")
+		connection = "close"
 	}
 	c := w.c
 	c.out = appendStatusLine(c.out, w.status)
+	c.out = appendHeaders(c.out, h, omit)
 	if _, dated := h["Date"]; !dated {
-		c.out = append(c.out, "Date: "...)
-		c.out = append(c.out, c.date.at(time.Now())...)
-		c.out = append(c.out, "\r\n"...)
+		c.out = appendHeader(c.out, "Date", c.date.at(time.Now()))
 	}
-	c.out = appendHeaders(c.out, h)
+	for _, extra := range [...]struct{ name, value string }{{"Content-Length", length},
+		{"Content-Type", contentType}, {"Connection", connection}} {
+		if extra.value != "" {
+			c.out = appendHeader(c.out, extra.name, extra.value)
+		}
+	}
+	if w.chunking {
+		c.out = append(c.out, "Transfer-Encoding: chunked\r\n"...)
+	}
 	c.out = append(c.out, "\r\n"...)
 	held := w.pending
 	w.pending = nil
@@ -352,12 +365,12 @@ func bodyAllowed(status int) bool {
 // wants10KeepAlive reports whether an HTTP/1.0 request asks to keep the
 // connection.
 func wants10KeepAlive(req *http.Request) bool {
-	return req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header["Connection"], "keep-alive")
+	return req.ProtoMajor == 1 && req.ProtoMinor == 0 && HasToken(req.Header["Connection"], "keep-alive")
 }
 
 // hasToken reports whether a comma-separated header list holds token
 // (any case).
-func hasToken(values []string, token string) bool {
+func HasToken(values []string, token string) bool {
 	for _, v := range values {
 		for t := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(t), token) {
@@ -379,13 +392,14 @@ func appendStatusLine(b []byte, code int) []byte {
 	return append(strconv.AppendInt(b, int64(code), 10), "\r\n"...)
 }
 
-// appendHeaders writes h sorted by name, as net/http does, skipping names
-// without values and putting spaces for line breaks in values.
-func appendHeaders(b []byte, h http.Header) []byte {
+// appendHeaders writes h sorted by name, as net/http does, leaving out
+// the names in omit and those without values, and putting spaces for line
+// breaks in values.
+func appendHeaders(b []byte, h http.Header, omit []string) []byte {
 	var stack [24]string
 	names := stack[:0]
 	for name, values := range h {
-		if len(values) > 0 {
+		if len(values) > 0 && !slices.Contains(omit, name) {
 			names = append(names, name)
 		}
 	}
@@ -395,11 +409,15 @@ func appendHeaders(b []byte, h http.Header) []byte {
 			if strings.ContainsAny(v, "\r\n") {
 				v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
 			}
-			b = append(b, name...)
-			b = append(b, ": "...)
-			b = append(b, strings.TrimSpace(v)...)
-			b = append(b, "\r\n"...)
+			b = appendHeader(b, name, strings.TrimSpace(v))
 		}
 	}
 	return b
+}
+
+func appendHeader[T string | []byte](b []byte, name string, value T) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
 }

@@ -308,7 +308,7 @@ func (c *conn) readRequest(ctx context.Context) (*response, error) {
 	// Expect: 100-continue is honoured on HTTP/1.1 and ignored on 1.0;
 	// any other expectation is refused, as net/http does.
 	expect := req.Header.Get("Expect")
-	if expect != "" && !hasToken(req.Header["Expect"], "100-continue") {
+	if expect != "" && !HasToken(req.Header["Expect"], "100-continue") {
 		return nil, &badRequest{http.StatusExpectationFailed, ""}
 	}
 	w := &response{c: c, req: req, header: http.Header{}, declared: -1}

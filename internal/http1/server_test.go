@@ -117,6 +117,9 @@ func TestResponses(t *testing.T) {
 	mux.HandleFunc("/flushed", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "one")
 		http.NewResponseController(w).Flush()
+		if len(w.Header()) != 0 {
+			t.Errorf("the server's own headers went into the handler's map: %v", w.Header())
+		}
 		io.WriteString(w, "two")
 	})
 	_, addr := serve(t, mux)
