@@ -1,5 +1,5 @@
 // Package front is wsgo's HTTP side: the HTTP servers (package http1 for
-// plain HTTP/1.x, net/http for TLS and HTTP/2), what is answered
+// HTTP/1.x, net/http for HTTP/2), what is answered
 // without Python (static files, cache hits), the checks a request must pass
 // before it may cost a Python worker anything, buffering the start of its
 // body, and the access log line once it is answered.
@@ -96,8 +96,8 @@ type connInfo struct {
 }
 
 // Server is the HTTP server of a worker process: wsgo's own HTTP/1.x
-// server (package http1) for plain TCP connections, net/http's for TLS and
-// HTTP/2.
+// server (package http1), which takes every connection, and net/http's,
+// to which it passes those that speak HTTP/2.
 type Server struct {
 	http    *http.Server
 	http1   *http1.Server
@@ -136,6 +136,7 @@ func NewServer(h *Handler, errorLog *slog.Logger) *Server {
 		WriteTimeout:   writeTimeout,
 		MaxHeaderBytes: MaxHeaderBytes,
 		ConnContext:    withConnInfo,
+		HTTP2:          h.toHTTP2,
 		ErrorLog:       errorLog,
 	}
 	return s
@@ -183,9 +184,7 @@ func (s *Server) Serve(l Listeners) error {
 	protocols.SetUnencryptedHTTP2(l.H2C && l.HTTP != nil)
 	s.http.Protocols = &protocols
 	s.handler.h2c = protocols.UnencryptedHTTP2()
-	if s.handler.h2c {
-		s.http1.H2C = s.handler.toHTTP2
-	}
+	s.http1.H2C = s.handler.h2c
 	ln := newReturnListener(s.http1.ServeConn, lns...)
 	s.handler.listener.Store(ln)
 	if s.handler.draining.Load() {

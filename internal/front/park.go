@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"wsgo/internal/parking"
@@ -317,18 +316,13 @@ func (c *returnedConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(c.Conn, r)
 }
 
-// SyscallConn gives the socket under the wrapper, for http1's look at it
-// (PeerClosed).
-func (c *returnedConn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
-		return sc.SyscallConn()
-	}
-	return nil, errors.ErrUnsupported
-}
+// NetConn gives the connection under the wrapper, as tls.Conn's does, for
+// http1's look at the socket (PeerClosed).
+func (c *returnedConn) NetConn() net.Conn { return c.Conn }
 
-// returnedTLSConn is a returnedConn whose connection is TLS: net/http
-// learns it from ConnectionState, so that the request's TLS (and its
-// https scheme) is as before.
+// returnedTLSConn is a returnedConn whose connection is TLS: http1 learns
+// it from ConnectionState, so that the request's TLS (and its https
+// scheme) is as before.
 type returnedTLSConn struct {
 	*returnedConn
 	tls *tls.Conn
@@ -345,24 +339,27 @@ func (h *Handler) returnConn(conn net.Conn, next []byte, rt *retry) bool {
 	}
 	rc := &returnedConn{Conn: conn, retry: rt, first: next}
 	if tc, ok := conn.(*tls.Conn); ok {
-		return ln.give(&returnedTLSConn{returnedConn: rc, tls: tc})
+		return ln.serveHTTP1(&returnedTLSConn{returnedConn: rc, tls: tc})
 	}
 	return ln.serveHTTP1(rc)
 }
 
-// toHTTP2 gives net/http a plain connection that opened with HTTP/2's
-// preface (with the bytes read from it so far), for cleartext HTTP/2.
+// toHTTP2 gives net/http a connection that speaks HTTP/2: a TLS one as it
+// is (net/http finds it negotiated "h2"), or a plain one that opened with
+// HTTP/2's preface, with the bytes read from it so far.
 func (h *Handler) toHTTP2(conn net.Conn, preread []byte) {
-	rc := &returnedConn{Conn: conn, first: preread}
-	if ln := h.listener.Load(); ln == nil || !ln.give(rc) {
+	if len(preread) > 0 {
+		conn = &returnedConn{Conn: conn, first: preread}
+	}
+	if ln := h.listener.Load(); ln == nil || !ln.give(conn) {
 		conn.Close()
 	}
 }
 
 // returnListener is the server's listeners, merged, with a way in for
 // connections given back after parking or an h2c upgrade. It is net/http's
-// listener, but takes only TLS and HTTP/2 connections to it: plain ones go
-// to http1.
+// listener, but passes every connection it accepts to http1, and takes to
+// net/http only those http1 finds to speak HTTP/2.
 //
 // A connection it has accepted is always served, even when Close comes
 // right after: the supervisor's other processes share the listening
@@ -397,28 +394,25 @@ func newReturnListener(http1 func(net.Conn), lns ...net.Listener) *returnListene
 	return l
 }
 
-// acceptLoop accepts connections on ln until ln fails: plain ones go to
-// http1, TLS ones and errors to Accept.
+// acceptLoop accepts connections on ln until ln fails: connections go to
+// http1, errors to Accept.
 func (l *returnListener) acceptLoop(ln net.Listener) {
 	defer l.loops.Done()
 	for {
 		c, err := ln.Accept()
-		if err != nil && l.closing.Load() {
-			return
-		}
-		if _, ok := c.(*net.TCPConn); ok {
+		if err == nil {
 			go l.http1(c)
 			continue
 		}
-		select {
-		case l.accepted <- acceptResult{c, err}:
-		case <-l.abandoned:
-			if c != nil {
-				c.Close()
-			}
+		if l.closing.Load() {
 			return
 		}
-		if err != nil && !isTemporary(err) {
+		select {
+		case l.accepted <- acceptResult{nil, err}:
+		case <-l.abandoned:
+			return
+		}
+		if !isTemporary(err) {
 			return
 		}
 	}

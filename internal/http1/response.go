@@ -145,7 +145,7 @@ func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWrite
 // pipelined request counts as the client being there. The worker asks it
 // of a request that waited in the queue (wsgi's clientGone).
 func (w *response) PeerClosed() bool {
-	sc, ok := w.c.rwc.(syscall.Conn)
+	sc, ok := socketOf(w.c.rwc)
 	if !ok {
 		return false
 	}
@@ -161,6 +161,21 @@ func (w *response) PeerClosed() bool {
 		return true // never wait for the socket to become readable
 	})
 	return closed || err != nil
+}
+
+// socketOf finds the socket under c's wrappers (TLS, or the front's for a
+// connection given back), which expose it by NetConn.
+func socketOf(c net.Conn) (syscall.Conn, bool) {
+	for {
+		if sc, ok := c.(syscall.Conn); ok {
+			return sc, true
+		}
+		wrapper, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil, false
+		}
+		c = wrapper.NetConn()
+	}
 }
 
 // Hijack implements http.Hijacker: the connection, and what was read from

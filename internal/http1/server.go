@@ -16,14 +16,17 @@
 // leaves: a worker asks the socket instead (response.PeerClosed).
 //
 // It owns a connection from ServeConn until it closes it or the handler
-// hijacks it. TLS, and HTTP/2 of any kind, stay with net/http: a
-// connection that opens with HTTP/2's preface goes to Server.H2C.
+// hijacks it, on both sockets: it completes a TLS handshake itself. HTTP/2
+// of any kind stays with net/http: a TLS connection whose client chose
+// "h2", and a plain one that opens with HTTP/2's preface (h2c), go to
+// Server.HTTP2.
 package http1
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -53,10 +56,12 @@ type Server struct {
 	// ConnContext, when set, returns the context of c's requests, as
 	// net/http's Server.ConnContext does.
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
-	// H2C, when set, takes over a connection that opens with HTTP/2's
-	// client preface, with the bytes already read from it. Without it
-	// such a connection gets 505.
-	H2C func(c net.Conn, preread []byte)
+	// HTTP2 takes over a connection that speaks HTTP/2: a TLS one whose
+	// client chose "h2" by ALPN, and, when H2C is set, a plain one that
+	// opens with HTTP/2's client preface, with the bytes already read from
+	// it. Without H2C such a plain connection gets 505.
+	HTTP2 func(c net.Conn, preread []byte)
+	H2C   bool
 	// ErrorLog receives handler panics.
 	ErrorLog *slog.Logger
 
@@ -121,7 +126,8 @@ type conn struct {
 	remote string
 	in     limitedReader
 	br     *bufio.Reader
-	out    []byte // response bytes not yet written
+	tls    *tls.ConnectionState // nil on a plain connection
+	out    []byte               // response bytes not yet written
 	// vec is flush's argument to writev(2): WriteTo consumes it, so it is
 	// refilled from vecs each time.
 	vec  net.Buffers
@@ -182,16 +188,24 @@ func (s *Server) ServeConn(rwc net.Conn) {
 		*out = c.out[:0]
 		outs.Put(out)
 	}()
+	if !c.handshake() {
+		return
+	}
+	if c.tls != nil && c.tls.NegotiatedProtocol == "h2" {
+		c.hijacked = true // the connection is net/http's now
+		s.HTTP2(rwc, nil)
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, rwc)
 	}
-	if s.H2C != nil && c.opensWithPreface() {
+	if s.H2C && c.tls == nil && c.opensWithPreface() {
 		n := c.br.Buffered()
 		preread, _ := c.br.Peek(n)
 		c.hijacked = true // the connection is net/http's now
-		s.H2C(rwc, bytes.Clone(preread))
+		s.HTTP2(rwc, bytes.Clone(preread))
 		return
 	}
 	for first := true; c.awaitRequest(first); first = false {
@@ -224,6 +238,43 @@ func (s *Server) track(c *conn, add bool) {
 	} else {
 		delete(s.conns, c)
 	}
+}
+
+// handshake completes a new TLS connection's handshake, within the header
+// timeout (as net/http does), and notes its state; a connection given back
+// after parking has its state already. It reports false, having answered
+// a client that sent plain HTTP as net/http would, when the handshake
+// fails.
+func (c *conn) handshake() bool {
+	switch tc := c.rwc.(type) {
+	case *tls.Conn:
+		tc.SetDeadline(time.Now().Add(c.s.HeaderTimeout))
+		err := tc.Handshake()
+		tc.SetDeadline(time.Time{})
+		if err != nil {
+			var re tls.RecordHeaderError
+			if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+				io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			}
+			return false
+		}
+		state := tc.ConnectionState()
+		c.tls = &state
+	case interface{ ConnectionState() tls.ConnectionState }:
+		state := tc.ConnectionState()
+		c.tls = &state
+	}
+	return true
+}
+
+// looksLikeHTTP reports whether the first bytes of what should have been a
+// TLS record are an HTTP/1 request line.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // ClientPreface opens every HTTP/2 connection.
@@ -304,6 +355,7 @@ func (c *conn) readRequest(ctx context.Context) (*response, error) {
 		c.rwc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
 	}
 	req.RemoteAddr = c.remote
+	req.TLS = c.tls
 	req = req.WithContext(ctx)
 	// Expect: 100-continue is honoured on HTTP/1.1 and ignored on 1.0;
 	// any other expectation is refused, as net/http does.

@@ -367,7 +367,8 @@ func TestSendfile(t *testing.T) {
 func TestH2CPreface(t *testing.T) {
 	got := make(chan string, 1)
 	_, addr := serve(t, http.NotFoundHandler(), func(s *Server) {
-		s.H2C = func(c net.Conn, preread []byte) {
+		s.H2C = true
+		s.HTTP2 = func(c net.Conn, preread []byte) {
 			got <- string(preread)
 			c.Close()
 		}
