@@ -3,7 +3,13 @@ package http1
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -13,13 +19,19 @@ import (
 	"time"
 )
 
-// serve starts a Server for h on a loopback port and returns its address.
+// serve starts a Server for h on a loopback port and returns it and its
+// address.
 func serve(t *testing.T, h http.Handler, configure ...func(*Server)) (*Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, h, configure...)
+}
+
+// serveOn is serve on the listener ln.
+func serveOn(t *testing.T, ln net.Listener, h http.Handler, configure ...func(*Server)) (*Server, string) {
 	s := &Server{Handler: h, HeaderTimeout: 2 * time.Second, IdleTimeout: 5 * time.Second,
 		WriteTimeout: 5 * time.Second, MaxHeaderBytes: 8 << 10}
 	for _, f := range configure {
@@ -443,4 +455,78 @@ func TestPeerClosed(t *testing.T) {
 	if !<-asked {
 		t.Error("PeerClosed false after the client closed")
 	}
+}
+
+// selfSigned returns a TLS configuration with a fresh certificate for
+// 127.0.0.1, offering h2 and http/1.1 by ALPN.
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		NextProtos: []string{"h2", "http/1.1"}}
+}
+
+func TestTLS(t *testing.T) {
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", selfSigned(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := make(chan string, 1)
+	_, addr := serveOn(t, ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || !r.TLS.HandshakeComplete {
+			t.Error("request over TLS without its TLS state")
+		}
+		io.WriteString(w, "secure")
+	}), func(s *Server) {
+		s.HTTP2 = func(c net.Conn, _ []byte) {
+			defer c.Close()
+			if tc, ok := c.(*tls.Conn); ok {
+				h2 <- tc.ConnectionState().NegotiatedProtocol
+			} else {
+				h2 <- "not a *tls.Conn"
+			}
+		}
+	})
+	dialTLS := func(protos ...string) *tls.Conn {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: protos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	t.Run("HTTP/1.1 carries the TLS state", func(t *testing.T) {
+		c := dialTLS("http/1.1")
+		io.WriteString(c, get)
+		r, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(r.Body); string(b) != "secure" {
+			t.Errorf("body %q", b)
+		}
+	})
+	t.Run("h2 goes to HTTP2 as it is", func(t *testing.T) {
+		dialTLS("h2")
+		if got := <-h2; got != "h2" {
+			t.Errorf("HTTP2 got %q", got)
+		}
+	})
+	t.Run("plain HTTP gets 400", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send(get)
+		if line, _ := c.br.ReadString('\n'); line != "HTTP/1.0 400 Bad Request\r\n" {
+			t.Errorf("answer %q", line)
+		}
+	})
 }
