@@ -16,12 +16,11 @@ import (
 // Cleartext HTTP/2 (--h2c). With prior knowledge, a client opens with
 // HTTP/2's preface, which the HTTP/1 server recognises and passes to
 // net/http (Protocols' UnencryptedHTTP2). net/http does not implement the
-// other way in, RFC
-// 7540's "Upgrade: h2c" (which RFC 9113 has since deprecated), so the front
-// does, without a second HTTP/2 implementation: it answers 101, reads the
-// client's preface and first SETTINGS frame, and gives the connection back
-// (as parking does) to be read first that preface, then the
-// upgraded request re-encoded as a HEADERS frame on stream 1, where RFC
+// other way in, RFC 7540's "Upgrade: h2c" (which RFC 9113 has since
+// deprecated), so the front does, without a second HTTP/2 implementation:
+// it answers 101, reads the client's preface and first SETTINGS frame, and
+// gives the connection back (as parking does) to be read first that
+// preface, then the upgraded request re-encoded as a HEADERS frame on stream 1, where RFC
 // 7540 puts its response, then whatever else the client sent. net/http
 // then serves it as any HTTP/2 connection: its limits, graceful shutdown
 // and access log apply as to the others.

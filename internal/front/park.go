@@ -19,8 +19,8 @@ import (
 // A parked request must cost next to nothing, since long-polling clients
 // come in thousands. So the front takes its connection away from the
 // HTTP/1 server (which would keep a goroutine, its stack and 8 KB of
-// buffers per connection) and keeps only the socket, the request's bytes for a retry,
-// and a timer. When the request wakes, the answer is written to the socket
+// buffers per connection) and keeps only the socket, the request's bytes
+// for a retry, and a timer. When the request wakes, the answer is written to the socket
 // (or, for a retry, the request is replayed) and the connection is handed
 // back to the server through its listener, as if newly accepted, so that
 // keep-alive goes on.
@@ -369,8 +369,8 @@ func (h *Handler) toHTTP2(conn net.Conn, preread []byte) {
 // every accepted connection is handed on.
 type returnListener struct {
 	listeners []net.Listener
-	http1     func(net.Conn) // serves a plain connection until it ends
-	accepted  chan acceptResult
+	http1     func(net.Conn) // serves a connection until it ends or speaks HTTP/2
+	failed    chan error     // what the listeners' Accept returned instead of a connection
 	returned  chan net.Conn
 	loops     sync.WaitGroup // the acceptLoops
 	closing   atomic.Bool    // Close has begun: listener errors are expected
@@ -379,13 +379,8 @@ type returnListener struct {
 	once      sync.Once
 }
 
-type acceptResult struct {
-	conn net.Conn
-	err  error
-}
-
 func newReturnListener(http1 func(net.Conn), lns ...net.Listener) *returnListener {
-	l := &returnListener{listeners: lns, http1: http1, accepted: make(chan acceptResult),
+	l := &returnListener{listeners: lns, http1: http1, failed: make(chan error),
 		returned: make(chan net.Conn), done: make(chan struct{}), abandoned: make(chan struct{})}
 	l.loops.Add(len(lns))
 	for _, ln := range lns {
@@ -408,7 +403,7 @@ func (l *returnListener) acceptLoop(ln net.Listener) {
 			return
 		}
 		select {
-		case l.accepted <- acceptResult{nil, err}:
+		case l.failed <- err:
 		case <-l.abandoned:
 			return
 		}
@@ -418,8 +413,8 @@ func (l *returnListener) acceptLoop(ln net.Listener) {
 	}
 }
 
-// serveHTTP1 starts serving plain connection c, and reports false (having
-// closed it) once the listener is closed.
+// serveHTTP1 starts serving c, a connection given back, and reports false
+// (having closed it) once the listener is closed.
 func (l *returnListener) serveHTTP1(c net.Conn) bool {
 	select {
 	case <-l.done:
@@ -439,8 +434,8 @@ func isTemporary(err error) bool {
 // Accept returns the next new or given-back connection.
 func (l *returnListener) Accept() (net.Conn, error) {
 	select {
-	case res := <-l.accepted:
-		return res.conn, res.err
+	case err := <-l.failed:
+		return nil, err
 	case c := <-l.returned:
 		return c, nil
 	case <-l.done:

@@ -30,7 +30,7 @@ type response struct {
 	// declared is the Content-Length the handler set (-1: none), written
 	// the body bytes it has written.
 	declared, written int64
-	pending           []byte // body held until the headers go
+	pending           []byte // body held until the headers go, in the conn's spare buffer
 	sentHeader        bool
 	chunking          bool
 	closeAfter        bool
@@ -195,8 +195,9 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // ReadFrom sends a body from src with the connection's own ReadFrom,
-// which is sendfile(2) for a file, when the response's length is known;
-// otherwise it copies through Write.
+// which is sendfile(2) for a file, when the response's length and type
+// are known; otherwise it copies through Write, which frames the body or
+// sniffs its type from the first bytes.
 func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
@@ -310,6 +311,9 @@ func (w *response) writeHeader(done bool) {
 		if done && w.chunking {
 			c.out = append(c.out, "0\r\n\r\n"...)
 		}
+	}
+	if cap(held) > 0 {
+		c.spare = held[:0] // copied out: the next response holds its body there
 	}
 }
 

@@ -128,6 +128,7 @@ type conn struct {
 	br     *bufio.Reader
 	tls    *tls.ConnectionState // nil on a plain connection
 	out    []byte               // response bytes not yet written
+	spare  []byte               // a response's body held before its headers (response.pending)
 	// vec is flush's argument to writev(2): WriteTo consumes it, so it is
 	// refilled from vecs each time.
 	vec  net.Buffers
@@ -363,7 +364,7 @@ func (c *conn) readRequest(ctx context.Context) (*response, error) {
 	if expect != "" && !HasToken(req.Header["Expect"], "100-continue") {
 		return nil, &badRequest{http.StatusExpectationFailed, ""}
 	}
-	w := &response{c: c, req: req, header: http.Header{}, declared: -1}
+	w := &response{c: c, req: req, header: http.Header{}, declared: -1, pending: c.spare[:0]}
 	if req.Body != http.NoBody {
 		w.body = &requestBody{r: req.Body, w: w, expectContinue: expect != "" && req.ProtoAtLeast(1, 1)}
 		req.Body = w.body

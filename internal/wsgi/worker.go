@@ -20,9 +20,9 @@ import (
 
 // inMemoryBody is how much body can be written to a ResponseWriter without
 // reaching the socket: both HTTP servers (http1 and net/http) hold the
-// first 2 KiB of a response back. Up
-// to this, a worker writes while keeping the GIL; beyond it, the write may
-// wait on a slow client, so the GIL is released first.
+// first 2 KiB of a response back. Up to this, a worker writes while
+// keeping the GIL; beyond it, the write may wait on a slow client, so the
+// GIL is released first.
 const inMemoryBody = 2048
 
 // Pool is the set of Python worker threads of this process.
